@@ -1,0 +1,103 @@
+"""The one place that wires settings -> engine -> adapters -> services."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from topup.adapters.db.engine import Database, migrate
+from topup.adapters.suppliers.topup_json import SupplierClient
+from topup.clock import Clock
+from topup.config import Settings
+from topup.services.catalog import ConfigCache
+from topup.services.fulfilment import Fulfilment
+
+
+@dataclass
+class MerchantSecrets:
+    """Merchant id -> (secret, notify_url), read at most every `ttl_s` (signature checks are hot)."""
+
+    ttl_s: float = 2.0
+    _cache: dict[str, tuple[Any, float]] = field(default_factory=dict)
+
+    def get(self, merchant_id: str) -> Any | None:
+        hit = self._cache.get(merchant_id)
+        if hit and time.monotonic() - hit[1] < self.ttl_s:
+            return hit[0]
+        return None
+
+    def put(self, merchant_id: str, row: Any) -> None:
+        self._cache[merchant_id] = (row, time.monotonic())
+
+    def invalidate(self, merchant_id: str | None = None) -> None:
+        if merchant_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(merchant_id, None)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Clock
+    db: Database
+    cache: ConfigCache
+    http: httpx.AsyncClient
+    supplier: SupplierClient
+    fulfilment: Fulfilment
+    merchants: MerchantSecrets
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        await migrate(self.db)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.db.dispose()
+
+
+def build(settings: Settings | None = None, clock: Clock | None = None) -> Container:
+    settings = settings or Settings()
+    clock = clock or Clock()
+    db = Database(settings.database_url, clock, pool_size=settings.db_pool_size)
+    cache = ConfigCache()
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+    http = httpx.AsyncClient(limits=limits, timeout=30.0, trust_env=False)
+    supplier = SupplierClient(http, clock.now)
+    fulfilment = Fulfilment(db=db, cache=cache, supplier=supplier, callback_base=settings.callback_base())
+    return Container(settings, clock, db, cache, http, supplier, fulfilment, MerchantSecrets())
+
+
+def install_plugins(c: Container) -> list[Any]:
+    """Let feature modules (notifications, streams, batches, console) register routes, jobs and hooks.
+
+    Each feature module exposes `install(container) -> startup hook | None`.
+    """
+    import importlib
+
+    hooks: list[Any] = []
+    for name in PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        install = getattr(module, "install", None)
+        hook = install(c) if install is not None else None
+        if hook is not None:
+            hooks.append(hook)
+    return hooks
+
+
+PLUGINS = [
+    "topup.services.notifications",
+    "topup.entrypoints.stream",
+    "topup.services.batches",
+    "topup.entrypoints.web",
+    "topup.entrypoints.console",
+    "topup.entrypoints.metrics",
+]

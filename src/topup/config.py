@@ -1,0 +1,32 @@
+"""Settings from the environment (TOPUP_ prefix); nothing connects at import time."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOPUP_", extra="ignore")
+
+    database_url: str = "sqlite:///topup.db"
+    admin_token: str = "change-me-admin-token"
+    public_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Allow per-order notify_url values on loopback/private addresses (tests and demos only).
+    allow_private_notify_urls: bool = False
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Worker tuning.
+    worker_concurrency: int = 64
+    worker_poll_s: float = 0.2
+    job_lease_s: float = 60.0
+    run_worker: bool = True
+    # Sandbox payments expire after this many seconds unpaid.
+    sandbox_payment_ttl_s: float = 900.0
+    # Session cookie signing key for the web pages; derived from admin_token when unset.
+    session_secret: str | None = None
+    db_pool_size: int = 10
+
+    def callback_base(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -1,0 +1,419 @@
+"""Operator API (`/admin/v1`, bearer token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select, update
+
+from topup.adapters.db import tables as t
+from topup.adapters.db.engine import Tx
+from topup.bootstrap import Container
+from topup.clock import rfc3339
+from topup.domain import routing as R
+from topup.domain.errors import InvalidRequest, NotFound
+from topup.entrypoints.api.deps import admin_auth, container
+from topup.entrypoints.api.responses import JSONOut
+from topup.entrypoints.api.schemas import (
+    ChannelIn,
+    ChannelOut,
+    CreditIn,
+    CreditOut,
+    ErrorOut,
+    GroupIn,
+    GroupOut,
+    LedgerCheckOut,
+    MerchantIn,
+    MerchantOut,
+    ProductIn,
+    ProductOut,
+)
+from topup.services import catalog, ledger, merchants, orders
+
+router = APIRouter(
+    prefix="/admin/v1",
+    dependencies=[Depends(admin_auth)],
+    responses={401: {"model": ErrorOut}, 400: {"model": ErrorOut}},
+)
+
+Ctr = Annotated[Container, Depends(container)]
+PathCode = Annotated[str, "code"]
+
+
+def _code(code: str) -> str:
+    from topup.domain.orders import MERCHANT_ORDER_ID
+
+    if not MERCHANT_ORDER_ID.match(code):
+        raise InvalidRequest("code: 1-64 of [A-Za-z0-9_.-]")
+    return code
+
+
+def _put_response(body: dict[str, Any], created: bool) -> JSONOut:
+    return JSONOut(body, status_code=201 if created else 200)
+
+
+@router.put("/products/{code}", response_model=ProductOut, responses={201: {"model": ProductOut}})
+async def put_product(code: str, body: ProductIn, c: Ctr) -> JSONOut:
+    _code(code)
+    if body.price > body.face_value * 10:
+        raise InvalidRequest("price: more than ten times the face value looks like a typo")
+    if body.business_type == "mobile_airtime" and body.brand not in (
+        None,
+        "auto",
+        "cmcc",
+        "cucc",
+        "ctcc",
+        "cbn",
+    ):
+        raise InvalidRequest(
+            "brand: a mobile product's brand is null, auto or a carrier (cmcc|cucc|ctcc|cbn)"
+        )
+    async with c.db.transaction() as tx:
+        out, created = await catalog.put_product(tx, code, body.model_dump())
+    c.cache.invalidate()
+    out.pop("enabled", None)
+    return _put_response(out, created)
+
+
+@router.get("/products")
+async def list_products(c: Ctr) -> JSONOut:
+    async with c.db.transaction() as tx:
+        rows = (await tx.conn.execute(select(t.products).order_by(t.products.c.code))).all()
+    items = [
+        {
+            "code": r.code,
+            "business_type": r.business_type,
+            "brand": r.brand,
+            "name": r.name,
+            "face_value": int(r.face_value),
+            "price": int(r.price),
+            "enabled": r.enabled,
+        }
+        for r in rows
+    ]
+    return JSONOut({"items": items, "next_cursor": None})
+
+
+@router.put("/channels/{code}", response_model=ChannelOut, responses={201: {"model": ChannelOut}})
+async def put_channel(code: str, body: ChannelIn, c: Ctr) -> JSONOut:
+    _code(code)
+    if body.max_wait_s < body.timeout_s:
+        raise InvalidRequest("max_wait_s: must be at least timeout_s")
+    async with c.db.transaction() as tx:
+        out, created = await catalog.put_channel(tx, code, body.model_dump())
+    c.cache.invalidate()
+    return _put_response(out, created)
+
+
+@router.get("/channels")
+async def list_channels(c: Ctr) -> JSONOut:
+    async with c.db.transaction() as tx:
+        snap = await catalog.load_snapshot(tx)
+    return JSONOut(
+        {
+            "items": [ch.public() for ch in sorted(snap.channels.values(), key=lambda x: x.code)],
+            "next_cursor": None,
+        }
+    )
+
+
+async def group_view(tx: Tx, c: Container, code: str) -> dict[str, Any]:
+    snap = await catalog.load_snapshot(tx)
+    group = snap.groups.get(code)
+    row = (await tx.conn.execute(select(t.groups).where(t.groups.c.code == code))).first()
+    if group is None or row is None:
+        raise NotFound(f"group {code} not found")
+    state = await catalog.group_state(tx, code)
+    assert state is not None
+    members = snap.members_of(group)
+    # The ranking for a typical product: the group's own order, price guard aside.
+    probe_product, price = "", 10**12
+    rates = None
+    if group.strategy == R.Strategy.SUCCESS_RATE:
+        rates = await c.fulfilment.success_rates(tx, [m.channel for m in members])
+    strategy = R.Strategy.PRIORITY if group.strategy == R.Strategy.WEIGHTED else group.strategy
+    base = R.rank(members, strategy, probe_product, price, rates)
+    home = R.home_channel(members, group.strategy, probe_product, price, rates)
+    active = state.active_channel or home
+    return {
+        "code": group.code,
+        "business_type": group.business_type,
+        "brand": group.brand,
+        "strategy": group.strategy,
+        "sticky": group.sticky,
+        "recovery_s": group.recovery_s,
+        "members": [
+            {"channel": m.channel, "priority": m.priority, "weight": m.weight, "costs": dict(m.costs)}
+            for m in group.members
+        ],
+        "active_channel": active,
+        "ranking": R.group_ranking(state, base, home, c.clock.now()),
+        "switched_at": rfc3339(state.switched_at),
+        "probe_order_id": state.probe_order_id,
+    }
+
+
+@router.put("/groups/{code}", response_model=GroupOut, responses={201: {"model": GroupOut}})
+async def put_group(code: str, body: GroupIn, c: Ctr) -> JSONOut:
+    _code(code)
+    async with c.db.transaction() as tx:
+        created = await catalog.put_group(tx, code, body.model_dump())
+        view = await group_view(tx, c, code)
+    c.cache.invalidate()
+    return _put_response(view, created)
+
+
+@router.get("/groups/{code}", response_model=GroupOut, responses={404: {"model": ErrorOut}})
+async def get_group(code: str, c: Ctr) -> JSONOut:
+    async with c.db.transaction() as tx:
+        return JSONOut(await group_view(tx, c, code))
+
+
+@router.get("/groups")
+async def list_groups(c: Ctr) -> JSONOut:
+    async with c.db.transaction() as tx:
+        codes = [
+            r.code for r in (await tx.conn.execute(select(t.groups.c.code).order_by(t.groups.c.code))).all()
+        ]
+        items = [await group_view(tx, c, code) for code in codes]
+    return JSONOut({"items": items, "next_cursor": None})
+
+
+@router.get("/groups/{code}/switches")
+async def group_switches(code: str, c: Ctr, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> JSONOut:
+    async with c.db.transaction() as tx:
+        rows = (
+            await tx.conn.execute(
+                select(t.group_switches)
+                .where(t.group_switches.c.group_code == code)
+                .order_by(t.group_switches.c.id.desc())
+                .limit(limit)
+            )
+        ).all()
+    items = [
+        {
+            "from_channel": r.from_channel,
+            "to_channel": r.to_channel,
+            "reason": r.reason,
+            "order_id": r.order_id,
+            "at": rfc3339(r.at),
+        }
+        for r in rows
+    ]
+    return JSONOut({"items": items, "next_cursor": None})
+
+
+@router.put("/merchants/{merchant_id}", response_model=MerchantOut, responses={201: {"model": MerchantOut}})
+async def put_merchant(merchant_id: str, body: MerchantIn, c: Ctr) -> JSONOut:
+    _code(merchant_id)
+    async with c.db.transaction() as tx:
+        out, created = await merchants.put_merchant(tx, merchant_id, body.model_dump())
+    c.merchants.invalidate(merchant_id)
+    return _put_response(out, created)
+
+
+@router.get("/merchants")
+async def list_merchants(c: Ctr) -> JSONOut:
+    async with c.db.transaction() as tx:
+        rows = (await tx.conn.execute(select(t.merchants).order_by(t.merchants.c.id))).all()
+        items = []
+        for r in rows:
+            items.append({**merchants.public(r), "balance": await ledger.balance(tx, r.id)})
+    return JSONOut({"items": items, "next_cursor": None})
+
+
+@router.post(
+    "/merchants/{merchant_id}/credits",
+    status_code=201,
+    response_model=CreditOut,
+    responses={200: {"model": CreditOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def credit(merchant_id: str, body: CreditIn, c: Ctr) -> JSONOut:
+    async with c.db.transaction() as tx:
+        out, created = await merchants.credit(tx, merchant_id, body.amount, body.reference)
+    return JSONOut(out, status_code=201 if created else 200)
+
+
+async def order_story(tx: Tx, order_id: str) -> dict[str, Any]:
+    """The order with everything that happened to it, for operators."""
+    row = await orders.get_order(tx, order_id)
+    out = await orders.render_order(tx, row)
+    out["merchant_id"] = row.merchant_id
+    out["group"] = row.group_code
+    out["route_plan"] = row.route_plan
+    out["is_probe"] = row.is_probe
+    out["funding"] = row.funding
+    out["payment_id"] = row.payment_id
+    out["notify_url"] = row.notify_url
+    evs = (
+        await tx.conn.execute(
+            select(t.order_events).where(t.order_events.c.order_id == order_id).order_by(t.order_events.c.id)
+        )
+    ).all()
+    out["timeline"] = [
+        {"at": rfc3339(e.at), "attempt": e.attempt_no, "kind": e.kind, "detail": e.detail} for e in evs
+    ]
+    cbs = (
+        await tx.conn.execute(
+            select(t.callbacks).where(t.callbacks.c.ref.like(f"{order_id}-%")).order_by(t.callbacks.c.id)
+        )
+    ).all()
+    out["callbacks"] = [
+        {
+            "channel": cb.channel_code,
+            "ref": cb.ref,
+            "status": cb.status,
+            "code": cb.code,
+            "message": cb.message,
+            "outcome": cb.outcome,
+            "received_at": rfc3339(cb.received_at),
+        }
+        for cb in cbs
+    ]
+    deliveries = (
+        await tx.conn.execute(select(t.deliveries).where(t.deliveries.c.order_id == order_id))
+    ).all()
+    notes = []
+    for d in deliveries:
+        tries = (
+            await tx.conn.execute(
+                select(t.delivery_attempts)
+                .where(t.delivery_attempts.c.event_id == d.event_id)
+                .order_by(t.delivery_attempts.c.id)
+            )
+        ).all()
+        notes.append(
+            {
+                "event_id": d.event_id,
+                "url": d.url,
+                "status": d.status,
+                "tries": d.tries,
+                "next_at": rfc3339(d.next_at) if d.status == "pending" else None,
+                "delivered_at": rfc3339(d.delivered_at),
+                "attempts": [
+                    {
+                        "at": rfc3339(a.at),
+                        "status_code": a.status_code,
+                        "latency_ms": a.latency_ms,
+                        "error": a.error,
+                    }
+                    for a in tries
+                ],
+            }
+        )
+    out["notifications"] = notes
+    trs = (
+        await tx.conn.execute(
+            select(t.transfers).where(t.transfers.c.order_id == order_id).order_by(t.transfers.c.created_at)
+        )
+    ).all()
+    postings = []
+    for tr in trs:
+        ps = (await tx.conn.execute(select(t.postings).where(t.postings.c.transfer_id == tr.id))).all()
+        postings.append(
+            {
+                "transfer_id": tr.id,
+                "kind": tr.kind,
+                "amount": int(tr.amount),
+                "at": rfc3339(tr.created_at),
+                "postings": [{"account": p.account_id, "amount": int(p.amount)} for p in ps],
+            }
+        )
+    out["ledger"] = postings
+    exc = (await tx.conn.execute(select(t.exceptions).where(t.exceptions.c.order_id == order_id))).all()
+    out["exceptions"] = [render_exception(e) for e in exc]
+    return out
+
+
+def render_exception(e: Any) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "kind": e.kind,
+        "order_id": e.order_id,
+        "ref": e.ref,
+        "channel": e.channel_code,
+        "detail": e.detail,
+        "created_at": rfc3339(e.created_at),
+        "resolved_at": rfc3339(e.resolved_at),
+        "resolved_by": e.resolved_by,
+        "resolution_note": e.resolution_note,
+    }
+
+
+@router.get("/orders/{order_id}", responses={404: {"model": ErrorOut}})
+async def admin_order(order_id: str, c: Ctr) -> JSONOut:
+    async with c.db.transaction() as tx:
+        return JSONOut(await order_story(tx, order_id))
+
+
+@router.get("/orders")
+async def admin_orders(
+    c: Ctr,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    merchant_id: Annotated[str | None, Query(max_length=64)] = None,
+    merchant_order_id: Annotated[str | None, Query(max_length=64)] = None,
+    account: Annotated[str | None, Query(max_length=254)] = None,
+    batch_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JSONOut:
+    async with c.db.transaction() as tx:
+        page = await orders.list_orders(
+            tx,
+            merchant_id,
+            status=status,
+            merchant_order_id=merchant_order_id,
+            account=account,
+            batch_id=batch_id,
+            limit=limit,
+            cursor=cursor,
+        )
+    return JSONOut(page)
+
+
+@router.get("/exceptions")
+async def list_exceptions(
+    c: Ctr,
+    resolved: bool | None = None,
+    kind: Annotated[str | None, Query(max_length=48)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> JSONOut:
+    stmt = select(t.exceptions)
+    if resolved is not None:
+        stmt = stmt.where(
+            t.exceptions.c.resolved_at.is_not(None) if resolved else t.exceptions.c.resolved_at.is_(None)
+        )
+    if kind:
+        stmt = stmt.where(t.exceptions.c.kind == kind)
+    async with c.db.transaction() as tx:
+        rows = (await tx.conn.execute(stmt.order_by(t.exceptions.c.created_at.desc()).limit(limit))).all()
+    return JSONOut({"items": [render_exception(e) for e in rows], "next_cursor": None})
+
+
+@router.post(
+    "/exceptions/{exception_id}/resolve", responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
+)
+async def resolve_exception(exception_id: str, c: Ctr, body: dict[str, Any] | None = None) -> JSONOut:
+    note = str((body or {}).get("note") or "")[:2000]
+    by = str((body or {}).get("by") or "admin")[:200]
+    async with c.db.transaction() as tx:
+        res = await tx.conn.execute(
+            update(t.exceptions)
+            .where(t.exceptions.c.id == exception_id, t.exceptions.c.resolved_at.is_(None))
+            .values(resolved_at=tx.now, resolved_by=by, resolution_note=note)
+        )
+        row = (await tx.conn.execute(select(t.exceptions).where(t.exceptions.c.id == exception_id))).first()
+        if row is None:
+            raise NotFound(f"exception {exception_id} not found")
+        if res.rowcount != 1:
+            from topup.domain.errors import InvalidState
+
+            raise InvalidState("exception is already resolved")
+    return JSONOut(render_exception(row))
+
+
+@router.get("/ledger/check", response_model=LedgerCheckOut)
+async def ledger_check(c: Ctr) -> JSONOut:
+    async with c.db.transaction() as tx:
+        return JSONOut(await ledger.check(tx))

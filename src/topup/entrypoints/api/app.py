@@ -1,0 +1,98 @@
+"""FastAPI app factory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from topup.bootstrap import Container
+from topup.entrypoints.api import admin_routes, callback_routes, errors, merchant_routes
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+Startup = Callable[[Container], Awaitable[Any]]
+
+
+class BodyLimit:
+    """Reject oversized bodies early (before they are read into memory)."""
+
+    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for k, v in scope.get("headers", []):
+                if k == b"content-length" and (not v.isdigit() or int(v) > self.limit):
+                    await _reject(send, self.limit)
+                    return
+            received = 0
+
+            async def limited_receive() -> Any:
+                nonlocal received
+                msg = await receive()
+                if msg["type"] == "http.request":
+                    received += len(msg.get("body", b""))
+                    if received > self.limit:
+                        raise _TooLarge()
+                return msg
+
+            try:
+                await self.app(scope, limited_receive, send)
+            except _TooLarge:
+                await _reject(send, self.limit)
+            return
+        await self.app(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _reject(send: Any, limit: int) -> None:
+    import orjson
+
+    body = orjson.dumps(
+        {"error": {"code": "invalid_request", "message": f"body larger than {limit} bytes", "details": None}}
+    )
+    await send(
+        {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(container: Container, on_startup: list[Startup] | None = None) -> FastAPI:
+    """The API, the web pages and (when given as startup hooks) the background worker in one app."""
+    background: list[Any] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await container.start()
+        for hook in on_startup or []:
+            background.append(await hook(container))
+        try:
+            yield
+        finally:
+            for b in reversed(background):
+                if b is not None and hasattr(b, "aclose"):
+                    await b.aclose()
+            await container.close()
+
+    app = FastAPI(
+        title="Topup Gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Prepaid top-up orders with supplier routing and failover. See SPEC.md for contracts.",
+    )
+    app.state.container = container
+    errors.install(app)
+    app.include_router(merchant_routes.router)
+    app.include_router(admin_routes.router)
+    app.include_router(callback_routes.router)
+    for extra in container.extras.get("routers", []):
+        app.include_router(extra)
+    app.add_middleware(BodyLimit)
+    return app

@@ -1,0 +1,82 @@
+"""Request dependencies: the container, merchant signatures, operator bearer tokens."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+
+from topup import signing
+from topup.adapters.db import tables as t
+from topup.bootstrap import Container
+from topup.domain.errors import Unauthorized
+
+
+def container(request: Request) -> Container:
+    return request.app.state.container  # type: ignore[no-any-return]
+
+
+def request_target(request: Request) -> str:
+    """The path with query exactly as sent, which is what a signature covers."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    qs = request.scope.get("query_string") or b""
+    target = raw.decode("latin-1")
+    if qs:
+        target += "?" + qs.decode("latin-1")
+    return target
+
+
+@dataclass(frozen=True)
+class MerchantCtx:
+    id: str
+    secret: str
+    notify_url: str | None
+
+
+async def load_merchant(c: Container, merchant_id: str) -> Any | None:
+    row = c.merchants.get(merchant_id)
+    if row is None:
+        async with c.db.transaction() as tx:
+            row = (
+                await tx.conn.execute(
+                    select(t.merchants.c.id, t.merchants.c.secret, t.merchants.c.notify_url).where(
+                        t.merchants.c.id == merchant_id
+                    )
+                )
+            ).first()
+        if row is not None:
+            c.merchants.put(merchant_id, row)
+    return row
+
+
+async def merchant_auth(request: Request) -> MerchantCtx:
+    """Signature first: a missing header, stale timestamp or wrong signature is 401 and changes nothing."""
+    c = container(request)
+    merchant_id = request.headers.get(signing.MERCHANT_HEADER)
+    if not merchant_id or len(merchant_id) > 64:
+        raise Unauthorized("missing X-Merchant-Id header")
+    body = await request.body()
+    row = await load_merchant(c, merchant_id)
+    if row is None:
+        raise Unauthorized("unknown merchant or bad signature")
+    try:
+        signing.verify(
+            row.secret, request.headers, request.method, request_target(request), body, c.clock.now()
+        )
+    except signing.SignatureError as e:
+        raise Unauthorized(str(e)) from None
+    return MerchantCtx(row.id, row.secret, row.notify_url)
+
+
+async def admin_auth(request: Request) -> str:
+    c = container(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), c.settings.admin_token.encode()
+    ):
+        raise Unauthorized("operator endpoints need Authorization: Bearer <admin token>")
+    return "admin"

@@ -1,0 +1,194 @@
+"""`topup ...`: serve, worker, migrate, demo, simulate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from topup.config import Settings
+
+app = typer.Typer(
+    help="Topup Gateway: prepaid top-up orders with supplier routing and failover.", no_args_is_help=True
+)
+
+
+def _settings(host: str | None = None, port: int | None = None) -> Settings:
+    s = Settings()
+    if host:
+        s.host = host
+    if port:
+        s.port = port
+    return s
+
+
+def build_app(settings: Settings, with_worker: bool = True):  # type: ignore[no-untyped-def]
+    from topup import bootstrap, logs
+    from topup.entrypoints.api.app import create_app
+    from topup.entrypoints.worker import start_worker
+
+    logs.configure(settings)
+    container = bootstrap.build(settings)
+    plugins = bootstrap.install_plugins(container)
+    hooks = [start_worker] if with_worker and settings.run_worker else []
+    return create_app(container, on_startup=hooks + plugins)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8080,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="API only; run `topup worker` separately")
+    ] = False,
+) -> None:
+    """Run the API, the web pages and the background worker in one process (migrations run first)."""
+    settings = _settings(host, port)
+    uvicorn.run(
+        build_app(settings, with_worker=not no_worker),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        ws="websockets-sansio",
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run only the background worker (several can share one PostgreSQL database)."""
+    from topup import bootstrap, logs
+    from topup.entrypoints.worker import Worker, default_handlers
+
+    settings = Settings()
+    logs.configure(settings)
+
+    async def main() -> None:
+        c = bootstrap.build(settings)
+        bootstrap.install_plugins(c)
+        await c.start()
+        w = await Worker(c, default_handlers(c)).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await w.aclose()
+        await c.close()
+
+    asyncio.run(main())
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the latest revision."""
+    from topup.adapters.db.engine import Database
+    from topup.adapters.db.engine import migrate as run_migrations
+    from topup.clock import Clock
+
+    async def main() -> None:
+        db = Database(Settings().database_url, Clock())
+        await run_migrations(db)
+        await db.dispose()
+
+    asyncio.run(main())
+    typer.echo("database is at the latest revision")
+
+
+@app.command()
+def simulate(
+    port: Annotated[int, typer.Option(help="Port")] = 8900,
+    host: Annotated[str, typer.Option(help="Interface")] = "127.0.0.1",
+    config: Annotated[str | None, typer.Option(help="JSON file with channel behaviour")] = None,
+) -> None:
+    """Run the built-in supplier simulator (topup-json) as a real HTTP server."""
+    from topup.adapters.suppliers.simulator import run
+
+    run(host, port, config)
+
+
+def example_curl(base: str, merchant: str, secret: str, body: dict) -> str:
+    from topup.signing import signed_headers
+
+    raw = json.dumps(body, separators=(",", ":"))
+    h = signed_headers(secret, "POST", "/v1/orders", raw.encode(), time.time())
+    return (
+        f"curl -s -X POST {base}/v1/orders -H 'Content-Type: application/json' "
+        f"-H 'X-Merchant-Id: {merchant}' -H 'X-Timestamp: {h['X-Timestamp']}' "
+        f"-H 'X-Signature: {h['X-Signature']}' -d '{raw}'"
+    )
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Platform port")] = 8080,
+    sim_port: Annotated[int, typer.Option(help="Simulated suppliers' port")] = 8900,
+    host: Annotated[str, typer.Option(help="Interface")] = "127.0.0.1",
+) -> None:
+    """Start everything on the embedded default: SQLite, simulated suppliers, seeded catalog and merchant."""
+    from topup import bootstrap
+    from topup.adapters.suppliers.simulator import start_in_thread
+    from topup.services import seed
+
+    os.environ.setdefault("TOPUP_ADMIN_TOKEN", "demo-admin-token")
+    settings = _settings(host, port)
+    sim = start_in_thread(seed.simulator_config(), host=host, port=sim_port)
+
+    async def do_seed() -> None:
+        c = bootstrap.build(settings)
+        await c.start()
+        async with c.db.transaction() as tx:
+            await seed.seed_demo(tx, sim.url)
+        await c.close()
+
+    asyncio.run(do_seed())
+    base = f"http://{host}:{port}"
+    body = {
+        "merchant_order_id": f"demo-{int(time.time())}",
+        "product_code": "airtime.50",
+        "account": "13800138000",
+    }
+    typer.echo(
+        f"""
+Topup Gateway demo
+  database          {settings.database_url}
+  simulated supplier {sim.url}  (behaviour: PUT {sim.url}/control/channels/<code>)
+  merchant pages    {base}/login        merchant id: {seed.DEMO_MERCHANT}  password: {seed.DEMO_PASSWORD}
+  operator console  {base}/console      token: {settings.admin_token}
+  API docs          {base}/docs
+
+A signed order (valid for 5 minutes; `topup example-order` makes a fresh one):
+  {example_curl(base, seed.DEMO_MERCHANT, seed.DEMO_SECRET, body)}
+"""
+    )
+    try:
+        uvicorn.run(build_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        sim.stop()
+
+
+@app.command("example-order")
+def example_order(
+    base: Annotated[str, typer.Option(help="Platform base URL")] = "http://127.0.0.1:8080",
+    product: Annotated[str, typer.Option(help="Product code")] = "airtime.50",
+    account: Annotated[str, typer.Option(help="Account")] = "13800138000",
+) -> None:
+    """Print a freshly signed curl command for the demo merchant."""
+    from topup.services import seed
+
+    body = {
+        "merchant_order_id": f"demo-{int(time.time() * 1000)}",
+        "product_code": product,
+        "account": account,
+    }
+    typer.echo(example_curl(base.rstrip("/"), seed.DEMO_MERCHANT, seed.DEMO_SECRET, body))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,156 @@
+"""The claim loop: dispatch, deadlines, queries, notifications, payment expiry.
+
+Due work lives in the `jobs` table. Workers claim it with a lease (FOR UPDATE SKIP LOCKED on
+PostgreSQL), run each job in its own task, and finish it by deleting it in the job's own
+transaction. A killed worker's lease runs out and another worker picks the job up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from topup.bootstrap import Container
+from topup.services import jobs
+from topup.services.jobs import Job
+
+log = structlog.get_logger()
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+def retry_delay(tries: int) -> float:
+    """Backoff for a job whose handler raised: 0.5 s, 1 s, 2 s ... capped at 60 s."""
+    return float(min(60.0, 0.5 * 2 ** max(tries - 1, 0)))
+
+
+class Worker:
+    def __init__(self, c: Container, handlers: dict[str, Handler]) -> None:
+        self.c = c
+        self.handlers = handlers
+        self.concurrency = c.settings.worker_concurrency
+        self.poll_s = c.settings.worker_poll_s
+        self.lease_s = c.settings.job_lease_s
+        self.wake = asyncio.Event()
+        self.running: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._main: asyncio.Task[None] | None = None
+        self._listener: Any = None
+        self.jobs_done = 0
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    async def start(self) -> Worker:
+        self.c.db.on_jobs.append(self.poke)
+        if self.c.db.is_postgres:
+            await self._listen()
+        self._main = asyncio.create_task(self._loop(), name="topup-worker")
+        return self
+
+    async def _listen(self) -> None:
+        """LISTEN for new work from other processes (best effort; polling covers gaps)."""
+        import asyncpg
+
+        dsn = self.c.db.url.replace("postgresql+asyncpg", "postgresql")
+        with contextlib.suppress(Exception):
+            conn = await asyncpg.connect(dsn)
+            await conn.add_listener("topup_jobs", lambda *_: self.wake.set())
+            self._listener = conn
+
+    async def aclose(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._main:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+        for task in list(self.running):
+            task.cancel()
+        for task in list(self.running):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+        with contextlib.suppress(ValueError):
+            self.c.db.on_jobs.remove(self.poke)
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                claimed = await self._claim()
+            except Exception as e:  # database down: keep trying, never die
+                log.warning("worker_claim_failed", error=str(e)[:200])
+                await self._sleep(1.0)
+                if (
+                    self.c.db.is_postgres
+                    and self._listener is None
+                    or (self._listener is not None and self._listener.is_closed())
+                ):
+                    self._listener = None
+                    with contextlib.suppress(Exception):
+                        await self._listen()
+                continue
+            if claimed:
+                continue
+            delay = self.poll_s
+            with contextlib.suppress(Exception):
+                nxt = await jobs.next_due_at(self.c.db)
+                if nxt is not None:
+                    delay = max(0.0, min(delay, nxt - self.c.clock.now()))
+            if delay > 0:
+                await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=seconds)
+        self.wake.clear()
+
+    async def _claim(self) -> int:
+        free = self.concurrency - len(self.running)
+        if free <= 0:
+            await self._sleep(0.05)
+            return 0
+        self.wake.clear()
+        batch = await jobs.claim_due(self.c.db, min(free, 100), self.lease_s)
+        for job in batch:
+            task = asyncio.create_task(self._run(job))
+            self.running.add(task)
+            task.add_done_callback(self._done)
+        return len(batch)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.running.discard(task)
+        self.wake.set()
+
+    async def _run(self, job: Job) -> None:
+        handler = self.handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise RuntimeError(f"no handler for job kind {job.kind}")
+            await handler(job)
+            self.jobs_done += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("job_failed", kind=job.kind, key=job.key, tries=job.tries, error=str(e)[:300])
+            with contextlib.suppress(Exception):
+                async with self.c.db.transaction() as tx:
+                    await jobs.reschedule(tx, job.id, tx.now + retry_delay(job.tries), repr(e))
+
+
+def default_handlers(c: Container) -> dict[str, Handler]:
+    handlers: dict[str, Handler] = {
+        "route": c.fulfilment.handle_route,
+        "deadline": c.fulfilment.handle_deadline,
+    }
+    handlers.update(c.extras.get("job_handlers", {}))
+    return handlers
+
+
+async def start_worker(c: Container) -> Worker:
+    return await Worker(c, default_handlers(c)).start()

@@ -1,0 +1,278 @@
+"""Operator configuration: products, channels and groups, with a short-lived per-process cache."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from topup.adapters.db import tables as t
+from topup.adapters.db.engine import Tx
+from topup.adapters.db.helpers import insert_ignore
+from topup.domain.errors import InvalidRequest, NotFound
+from topup.domain.routing import GroupState, Member
+
+
+@dataclass(frozen=True)
+class Product:
+    code: str
+    business_type: str
+    brand: str | None
+    name: str
+    face_value: int
+    price: int
+    enabled: bool = True
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "business_type": self.business_type,
+            "brand": self.brand,
+            "name": self.name,
+            "face_value": self.face_value,
+            "price": self.price,
+        }
+
+
+@dataclass(frozen=True)
+class Channel:
+    code: str
+    name: str
+    protocol: str
+    base_url: str
+    secret: str
+    timeout_s: float
+    max_wait_s: float
+    supports_query: bool
+    enabled: bool
+
+    def public(self) -> dict[str, Any]:
+        """Never shows the secret."""
+        return {
+            "code": self.code,
+            "name": self.name,
+            "protocol": self.protocol,
+            "base_url": self.base_url,
+            "timeout_s": self.timeout_s,
+            "max_wait_s": self.max_wait_s,
+            "supports_query": self.supports_query,
+            "enabled": self.enabled,
+        }
+
+
+@dataclass(frozen=True)
+class Group:
+    code: str
+    business_type: str
+    brand: str | None
+    strategy: str
+    sticky: bool
+    recovery_s: float
+    members: tuple[Member, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class Snapshot:
+    products: dict[str, Product]
+    channels: dict[str, Channel]
+    groups: dict[str, Group]
+    loaded_at: float
+
+    def group_for(self, business_type: str, brand: str | None) -> Group | None:
+        """The group for (type, brand), else the type's group with no brand."""
+        fallback = None
+        for g in self.groups.values():
+            if g.business_type != business_type:
+                continue
+            if brand is not None and g.brand == brand:
+                return g
+            if g.brand is None:
+                fallback = fallback or g
+        return fallback
+
+    def members_of(self, group: Group) -> list[Member]:
+        """Members with `enabled` reflecting their channel's switch."""
+        out = []
+        for m in group.members:
+            ch = self.channels.get(m.channel)
+            out.append(Member(m.channel, m.priority, m.weight, m.costs, bool(ch and ch.enabled)))
+        return out
+
+
+class ConfigCache:
+    """Products, channels and groups change rarely; read them at most every `ttl_s` per process."""
+
+    def __init__(self, ttl_s: float = 1.0) -> None:
+        self.ttl_s = ttl_s
+        self._snap: Snapshot | None = None
+
+    def invalidate(self) -> None:
+        self._snap = None
+
+    async def get(self, tx: Tx) -> Snapshot:
+        snap = self._snap
+        if snap is not None and time.monotonic() - snap.loaded_at < self.ttl_s:
+            return snap
+        snap = await load_snapshot(tx)
+        self._snap = snap
+        return snap
+
+
+async def load_snapshot(tx: Tx) -> Snapshot:
+    prods = {
+        r.code: Product(
+            r.code, r.business_type, r.brand, r.name, int(r.face_value), int(r.price), bool(r.enabled)
+        )
+        for r in (await tx.conn.execute(select(t.products))).all()
+    }
+    chans = {
+        r.code: Channel(
+            r.code,
+            r.name,
+            r.protocol,
+            r.base_url,
+            r.secret,
+            r.timeout_s,
+            r.max_wait_s,
+            r.supports_query,
+            r.enabled,
+        )
+        for r in (await tx.conn.execute(select(t.channels))).all()
+    }
+    members: dict[str, list[Member]] = {}
+    for r in (await tx.conn.execute(select(t.group_members))).all():
+        members.setdefault(r.group_code, []).append(
+            Member(r.channel_code, r.priority, r.weight, dict(r.costs or {}))
+        )
+    grps = {
+        r.code: Group(
+            r.code,
+            r.business_type,
+            r.brand,
+            r.strategy,
+            r.sticky,
+            r.recovery_s,
+            tuple(members.get(r.code, [])),
+        )
+        for r in (await tx.conn.execute(select(t.groups))).all()
+    }
+    return Snapshot(prods, chans, grps, time.monotonic())
+
+
+async def put_product(tx: Tx, code: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    values = {**data, "updated_at": tx.now}
+    created = await insert_ignore(tx, t.products, {"code": code, **values}, ["code"])
+    if not created:
+        await tx.conn.execute(update(t.products).where(t.products.c.code == code).values(**values))
+    return {"code": code, **data}, created
+
+
+async def put_channel(tx: Tx, code: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    values = {**data, "updated_at": tx.now}
+    created = await insert_ignore(tx, t.channels, {"code": code, **values}, ["code"])
+    if not created:
+        await tx.conn.execute(update(t.channels).where(t.channels.c.code == code).values(**values))
+    out = {"code": code, **data}
+    out.pop("secret", None)
+    return out, created
+
+
+async def set_channel_enabled(tx: Tx, code: str, enabled: bool) -> None:
+    res = await tx.conn.execute(
+        update(t.channels).where(t.channels.c.code == code).values(enabled=enabled, updated_at=tx.now)
+    )
+    if res.rowcount != 1:
+        raise NotFound(f"channel {code} does not exist")
+
+
+async def put_group(tx: Tx, code: str, data: dict[str, Any]) -> bool:
+    members = data.pop("members")
+    known = {r.code for r in (await tx.conn.execute(select(t.channels.c.code))).all()}
+    missing = sorted({m["channel"] for m in members} - known)
+    if missing:
+        raise InvalidRequest(f"members: unknown channel(s) {', '.join(missing)}", {"channels": missing})
+    if len({m["channel"] for m in members}) != len(members):
+        raise InvalidRequest("members: a channel may appear only once")
+    clash = (
+        await tx.conn.execute(
+            select(t.groups.c.code).where(
+                t.groups.c.business_type == data["business_type"],
+                t.groups.c.brand.is_(None) if data["brand"] is None else t.groups.c.brand == data["brand"],
+                t.groups.c.code != code,
+            )
+        )
+    ).first()
+    if clash:
+        raise InvalidRequest(
+            f"group {clash.code} already serves business_type {data['business_type']} brand {data['brand']}"
+        )
+    values = {**data, "updated_at": tx.now}
+    created = await insert_ignore(tx, t.groups, {"code": code, **values}, ["code"])
+    if not created:
+        await tx.conn.execute(update(t.groups).where(t.groups.c.code == code).values(**values))
+        await tx.conn.execute(delete(t.group_members).where(t.group_members.c.group_code == code))
+    if members:
+        await tx.conn.execute(
+            t.group_members.insert(),
+            [
+                {
+                    "group_code": code,
+                    "channel_code": m["channel"],
+                    "priority": m["priority"],
+                    "weight": m["weight"],
+                    "costs": m["costs"],
+                }
+                for m in members
+            ],
+        )
+    # The active channel must stay a member.
+    row = (await tx.conn.execute(select(t.groups.c.active_channel).where(t.groups.c.code == code))).first()
+    if row and row.active_channel and row.active_channel not in {m["channel"] for m in members}:
+        await tx.conn.execute(
+            update(t.groups)
+            .where(t.groups.c.code == code)
+            .values(active_channel=None, switched_at=None, probe_order_id=None, probe_until=None)
+        )
+    return created
+
+
+async def group_state(tx: Tx, code: str, for_update: bool = False) -> GroupState | None:
+    stmt = select(t.groups).where(t.groups.c.code == code)
+    if for_update and tx.is_postgres:
+        stmt = stmt.with_for_update()
+    r = (await tx.conn.execute(stmt)).first()
+    if r is None:
+        return None
+    return GroupState(
+        r.sticky, r.recovery_s, r.active_channel, r.switched_at, r.probe_order_id, r.probe_until
+    )
+
+
+async def save_group_state(tx: Tx, code: str, state: GroupState) -> None:
+    await tx.conn.execute(
+        update(t.groups)
+        .where(t.groups.c.code == code)
+        .values(
+            active_channel=state.active_channel,
+            switched_at=state.switched_at,
+            probe_order_id=state.probe_order_id,
+            probe_until=state.probe_until,
+        )
+    )
+
+
+async def record_switch(
+    tx: Tx, group: str, from_ch: str | None, to_ch: str, reason: str, order_id: str | None
+) -> None:
+    await tx.conn.execute(
+        t.group_switches.insert().values(
+            group_code=group,
+            from_channel=from_ch,
+            to_channel=to_ch,
+            reason=reason,
+            order_id=order_id,
+            at=tx.now,
+        )
+    )

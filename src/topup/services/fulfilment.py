@@ -1,0 +1,519 @@
+"""Fulfilment: route an order to its next channel, dispatch, apply callbacks and deadlines, finish it.
+
+Every change that can race (a callback against a deadline, two workers) is a conditional UPDATE
+whose row count decides who won.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+
+from topup.adapters.db import tables as t
+from topup.adapters.db.engine import Database, Tx
+from topup.adapters.db.helpers import insert_ignore, new_id
+from topup.adapters.suppliers.topup_json import DispatchRequest, SupplierClient
+from topup.domain import ledger as L
+from topup.domain import routing as R
+from topup.domain.errors import NotFound
+from topup.domain.orders import AttemptStatus, OrderStatus, attempt_ref
+from topup.services import catalog, jobs, ledger, outbox
+from topup.services.catalog import ConfigCache, Snapshot
+from topup.services.jobs import Job
+from topup.services.orders import add_event
+
+FinalHook = Callable[[Tx, Any], Awaitable[None]]
+
+
+@dataclass
+class Fulfilment:
+    """The routing engine's ports: database, config cache, supplier client, callback base URL."""
+
+    db: Database
+    cache: ConfigCache
+    supplier: SupplierClient
+    callback_base: str
+    rng: random.Random = field(default_factory=random.Random)
+    # Called inside the transaction that makes an order final (batches keep their counts with it).
+    final_hooks: list[FinalHook] = field(default_factory=list)
+    _rates: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    # ---- routing -------------------------------------------------------------------------------
+
+    async def success_rates(self, tx: Tx, channels: list[str], window: int = 50) -> dict[str, float]:
+        """Success share of each channel's last `window` finished attempts (cached a few seconds)."""
+        out: dict[str, float] = {}
+        now = time.monotonic()
+        for ch in channels:
+            cached = self._rates.get(ch)
+            if cached and now - cached[1] < 5.0:
+                out[ch] = cached[0]
+                continue
+            rows = (
+                await tx.conn.execute(
+                    select(t.attempts.c.status)
+                    .where(t.attempts.c.channel_code == ch, t.attempts.c.finished_at.is_not(None))
+                    .order_by(t.attempts.c.finished_at.desc())
+                    .limit(window)
+                )
+            ).all()
+            rate = R.success_rate([r.status == AttemptStatus.SUCCEEDED for r in rows])
+            self._rates[ch] = (rate, now)
+            out[ch] = rate
+        return out
+
+    async def _ranking(
+        self, tx: Tx, snap: Snapshot, group: catalog.Group, order: Any
+    ) -> tuple[list[str], str | None]:
+        members = snap.members_of(group)
+        rates = None
+        if group.strategy == R.Strategy.SUCCESS_RATE:
+            rates = await self.success_rates(tx, [m.channel for m in members])
+        ranking = R.rank(members, group.strategy, order.product_code, int(order.price), rates, self.rng)
+        home = R.home_channel(members, group.strategy, order.product_code, int(order.price), rates)
+        return ranking, home
+
+    async def handle_route(self, job: Job) -> None:
+        """Create the order's next attempt and dispatch it, or fail the order when no channel is left."""
+        order_id = job.payload["order_id"]
+        sent = None
+        async with self.db.transaction() as tx:
+            sent = await self._next_attempt(tx, order_id)
+            await jobs.finish(tx, job.id)
+        if sent is not None:
+            await self._dispatch(*sent)
+
+    async def _next_attempt(
+        self, tx: Tx, order_id: str
+    ) -> tuple[str, int, str, catalog.Channel, DispatchRequest] | None:
+        stmt = select(t.orders).where(t.orders.c.id == order_id)
+        if tx.is_postgres:
+            stmt = stmt.with_for_update()
+        order = (await tx.conn.execute(stmt)).first()
+        if order is None or order.status != OrderStatus.PROCESSING:
+            return None
+        attempts = (
+            await tx.conn.execute(
+                select(t.attempts).where(t.attempts.c.order_id == order_id).order_by(t.attempts.c.no)
+            )
+        ).all()
+        if any(a.status == AttemptStatus.PENDING for a in attempts):
+            return None  # one attempt at a time; its outcome will queue the next step
+        snap = await self.cache.get(tx)
+        group = snap.groups.get(order.group_code or "")
+        if group is None:
+            await self.fail_order(tx, order, "no_route: group removed")
+            return None
+        ranking, home = await self._ranking(tx, snap, group, order)
+        plan = order.route_plan
+        if plan is None:
+            state = await catalog.group_state(tx, group.code)
+            assert state is not None
+            route = R.plan_route(state, ranking, home, tx.now)
+            if route.probe:
+                # Re-check under the group's lock so only one order probes.
+                state = await catalog.group_state(tx, group.code, for_update=True)
+                assert state is not None
+                route = R.plan_route(state, ranking, home, tx.now)
+                if route.probe and home is not None:
+                    home_ch = snap.channels[home]
+                    until = tx.now + max(home_ch.max_wait_s, home_ch.timeout_s) + 1.0
+                    await catalog.save_group_state(tx, group.code, R.start_probe(state, order_id, until))
+            plan = route.channels
+            await tx.conn.execute(
+                update(t.orders)
+                .where(t.orders.c.id == order_id)
+                .values(route_plan=plan, is_probe=route.probe)
+            )
+        tried = {a.channel_code for a in attempts}
+        channel_code = R.next_channel(plan, tried, set(ranking))
+        if channel_code is None:
+            last = attempts[-1].reason if attempts else None
+            await self.fail_order(
+                tx, order, f"all_channels_failed: {last}" if last else "no_channel_available"
+            )
+            return None
+        if attempts:
+            await self._sticky_failover(tx, group.code, attempts[-1].channel_code, channel_code, order_id)
+        channel = snap.channels[channel_code]
+        no = len(attempts) + 1
+        ref = attempt_ref(order_id, no)
+        await tx.conn.execute(
+            t.attempts.insert().values(
+                order_id=order_id,
+                no=no,
+                ref=ref,
+                channel_code=channel_code,
+                group_code=group.code,
+                status=str(AttemptStatus.PENDING),
+                dispatch_state="sent",
+                started_at=tx.now,
+                dispatched_at=tx.now,
+                deadline_at=tx.now + channel.timeout_s,
+            )
+        )
+        await tx.conn.execute(
+            update(t.orders).where(t.orders.c.id == order_id).values(attempt_count=no, updated_at=tx.now)
+        )
+        await jobs.enqueue(tx, "deadline", f"deadline:{ref}", {"ref": ref}, tx.now + channel.timeout_s)
+        await add_event(tx, order_id, no, "dispatch", {"channel": channel_code, "ref": ref})
+        req = DispatchRequest(
+            ref=ref,
+            product_code=order.product_code,
+            business_type=order.business_type,
+            account=order.account,
+            face_value=int(order.face_value),
+            callback_url=f"{self.callback_base}/callbacks/topup-json/{channel_code}",
+            extra=dict(order.extra or {}),
+        )
+        return order_id, no, ref, channel, req
+
+    async def _sticky_failover(
+        self, tx: Tx, group_code: str, from_ch: str, to_ch: str, order_id: str
+    ) -> None:
+        state = await catalog.group_state(tx, group_code, for_update=True)
+        if state is None or not state.sticky:
+            return
+        new = R.after_failover(state, to_ch, tx.now)
+        await catalog.save_group_state(tx, group_code, new)
+        if state.active_channel != to_ch:
+            await catalog.record_switch(
+                tx, group_code, state.active_channel or from_ch, to_ch, "failover", order_id
+            )
+
+    async def _dispatch(
+        self, order_id: str, no: int, ref: str, channel: catalog.Channel, req: DispatchRequest
+    ) -> None:
+        """Send outside any transaction (the attempt is already stored), then record the reply."""
+        out = await self.supplier.dispatch(channel.base_url, channel.secret, req, channel.timeout_s)
+        async with self.db.transaction() as tx:
+            await add_event(
+                tx,
+                order_id,
+                no,
+                "dispatch_reply",
+                {
+                    "result": out.kind,
+                    "code": out.code,
+                    "message": out.message,
+                    "http_status": out.http_status,
+                    "latency_ms": round(out.latency_ms, 1),
+                    "supplier_order_id": out.supplier_order_id,
+                },
+            )
+            await tx.conn.execute(
+                update(t.attempts)
+                .where(t.attempts.c.ref == ref)
+                .values(supplier_order_id=out.supplier_order_id, latency_ms=out.latency_ms)
+            )
+            if out.kind == "rejected":
+                attempt = (await tx.conn.execute(select(t.attempts).where(t.attempts.c.ref == ref))).one()
+                await self.fail_attempt(
+                    tx, attempt, f"rejected: {out.code or ''} {out.message or ''}".strip()
+                )
+
+    # ---- attempt outcomes -------------------------------------------------------------------------
+
+    async def fail_attempt(
+        self, tx: Tx, attempt: Any, reason: str, status: str = AttemptStatus.FAILED
+    ) -> bool:
+        """pending -> failed/abandoned, then queue the fail-over. False if someone else finished it."""
+        res = await tx.conn.execute(
+            update(t.attempts)
+            .where(t.attempts.c.id == attempt.id, t.attempts.c.status == str(AttemptStatus.PENDING))
+            .values(status=str(status), reason=reason[:500], finished_at=tx.now)
+        )
+        if res.rowcount != 1:
+            return False
+        await jobs.delete_key(tx, f"deadline:{attempt.ref}")
+        await add_event(tx, attempt.order_id, attempt.no, f"attempt_{status}", {"reason": reason})
+        await jobs.enqueue(tx, "route", f"route:{attempt.order_id}", {"order_id": attempt.order_id})
+        return True
+
+    async def succeed_attempt(self, tx: Tx, attempt: Any, source: str) -> str:
+        """Record a supplier success and finish the order; returns what it meant for the order."""
+        res = await tx.conn.execute(
+            update(t.attempts)
+            .where(
+                t.attempts.c.id == attempt.id,
+                t.attempts.c.status.in_([str(AttemptStatus.PENDING), str(AttemptStatus.ABANDONED)]),
+            )
+            .values(status=str(AttemptStatus.SUCCEEDED), finished_at=tx.now)
+        )
+        if res.rowcount != 1:
+            return "repeat"
+        await jobs.delete_key(tx, f"deadline:{attempt.ref}")
+        await add_event(tx, attempt.order_id, attempt.no, "attempt_succeeded", {"source": source})
+        stmt = select(t.orders).where(t.orders.c.id == attempt.order_id)
+        if tx.is_postgres:
+            stmt = stmt.with_for_update()
+        order = (await tx.conn.execute(stmt)).one()
+        if order.status == OrderStatus.PROCESSING:
+            await self.complete_order(tx, order, attempt)
+            return "completed"
+        kind = "duplicate_fulfilment" if order.status == OrderStatus.SUCCEEDED else "late_success"
+        await record_exception(
+            tx,
+            kind,
+            order.id,
+            attempt.ref,
+            attempt.channel_code,
+            {"order_status": order.status, "succeeded_ref": order.succeeded_ref, "source": source},
+        )
+        return kind
+
+    # ---- order outcomes ---------------------------------------------------------------------------
+
+    async def complete_order(self, tx: Tx, order: Any, attempt: Any) -> None:
+        res = await tx.conn.execute(
+            update(t.orders)
+            .where(t.orders.c.id == order.id, t.orders.c.status == str(OrderStatus.PROCESSING))
+            .values(
+                status=str(OrderStatus.SUCCEEDED),
+                succeeded_ref=attempt.ref,
+                updated_at=tx.now,
+                completed_at=tx.now,
+            )
+        )
+        if res.rowcount != 1:
+            return
+        funding = L.funding_for(order.merchant_id, order.funding)
+        await ledger.post(
+            tx,
+            L.TransferKind.CAPTURE,
+            order.id,
+            L.transfer(funding.held, L.REVENUE, int(order.price)),
+            merchant_id=order.merchant_id,
+            order_id=order.id,
+            payment_id=order.payment_id,
+        )
+        await add_event(tx, order.id, attempt.no, "order_succeeded", {"channel": attempt.channel_code})
+        if order.is_probe and attempt.no == 1 and order.group_code:
+            await self._probe_succeeded(tx, order.group_code, attempt.channel_code, order.id)
+        await self._finalised(tx, order.id)
+
+    async def _probe_succeeded(self, tx: Tx, group_code: str, channel_code: str, order_id: str) -> None:
+        state = await catalog.group_state(tx, group_code, for_update=True)
+        if state is None or state.probe_order_id != order_id:
+            return
+        await catalog.save_group_state(tx, group_code, R.after_probe_success(state, channel_code, tx.now))
+        if state.active_channel != channel_code:
+            await catalog.record_switch(
+                tx, group_code, state.active_channel, channel_code, "recovered", order_id
+            )
+
+    async def fail_order(self, tx: Tx, order: Any, reason: str) -> None:
+        """Final failure: refund the held price to where it came from, exactly once."""
+        res = await tx.conn.execute(
+            update(t.orders)
+            .where(t.orders.c.id == order.id, t.orders.c.status == str(OrderStatus.PROCESSING))
+            .values(
+                status=str(OrderStatus.FAILED),
+                failure_reason=reason[:500],
+                updated_at=tx.now,
+                completed_at=tx.now,
+            )
+        )
+        if res.rowcount != 1:
+            return
+        await refund(tx, order)
+        await add_event(tx, order.id, None, "order_failed", {"reason": reason})
+        if order.is_probe and order.group_code:
+            state = await catalog.group_state(tx, order.group_code, for_update=True)
+            if state is not None and state.probe_order_id == order.id:
+                # Nothing answered at all: restart the recovery timer.
+                await catalog.save_group_state(
+                    tx,
+                    order.group_code,
+                    R.GroupState(**{**state.__dict__, "probe_order_id": None, "switched_at": tx.now}),
+                )
+        await self._finalised(tx, order.id)
+
+    async def _finalised(self, tx: Tx, order_id: str) -> None:
+        await outbox.emit_final(tx, order_id)
+        order = (await tx.conn.execute(select(t.orders).where(t.orders.c.id == order_id))).one()
+        for hook in self.final_hooks:
+            await hook(tx, order)
+
+    # ---- deadlines --------------------------------------------------------------------------------
+
+    async def handle_deadline(self, job: Job) -> None:
+        """No callback in time: ask the supplier (when it can be asked), then act per SPEC section 3."""
+        ref = job.payload["ref"]
+        async with self.db.transaction() as tx:
+            attempt = (await tx.conn.execute(select(t.attempts).where(t.attempts.c.ref == ref))).first()
+            if attempt is None or attempt.status != AttemptStatus.PENDING:
+                await jobs.finish(tx, job.id)
+                return
+            snap = await self.cache.get(tx)
+        channel = snap.channels.get(attempt.channel_code)
+        query = None
+        if channel is not None and channel.supports_query:
+            query = await self.supplier.query(channel.base_url, channel.secret, ref, channel.timeout_s)
+        async with self.db.transaction() as tx:
+            attempt = (await tx.conn.execute(select(t.attempts).where(t.attempts.c.ref == ref))).one()
+            if attempt.status != AttemptStatus.PENDING:
+                await jobs.finish(tx, job.id)
+                return
+            if query is not None:
+                await add_event(
+                    tx,
+                    attempt.order_id,
+                    attempt.no,
+                    "query",
+                    {
+                        "status": query.status,
+                        "http_status": query.http_status,
+                        "latency_ms": round(query.latency_ms, 1),
+                    },
+                )
+            timeout_s = channel.timeout_s if channel else 0.0
+            decision = R.on_deadline(
+                query.status if query else None,
+                tx.now,
+                attempt.dispatched_at or attempt.started_at,
+                timeout_s,
+                channel.max_wait_s if channel else 0.0,
+                bool(channel and channel.supports_query),
+            )
+            if decision.action is R.DeadlineAction.COMPLETE:
+                await self.succeed_attempt(tx, attempt, "query")
+            elif decision.action is R.DeadlineAction.FAIL_OVER:
+                assert query is not None
+                await self.fail_attempt(tx, attempt, f"query_{query.status}")
+            elif decision.action is R.DeadlineAction.ABANDON:
+                await self.fail_attempt(tx, attempt, "timeout: no callback", AttemptStatus.ABANDONED)
+            else:
+                assert decision.next_check_at is not None
+                await tx.conn.execute(
+                    update(t.attempts)
+                    .where(t.attempts.c.id == attempt.id)
+                    .values(deadline_at=decision.next_check_at)
+                )
+                await jobs.reschedule(tx, job.id, decision.next_check_at)
+                return
+            await jobs.finish(tx, job.id)
+
+    # ---- callbacks --------------------------------------------------------------------------------
+
+    async def receive_callback(self, tx: Tx, channel_code: str, body: dict[str, Any]) -> str:
+        """Store a verified callback idempotently by (channel, ref, status), then apply it once."""
+        ref = body["ref"]
+        attempt = (await tx.conn.execute(select(t.attempts).where(t.attempts.c.ref == ref))).first()
+        if attempt is None or attempt.channel_code != channel_code:
+            raise NotFound(f"unknown ref {ref}")
+        status = body["status"]
+        inserted = await insert_ignore(
+            tx,
+            t.callbacks,
+            {
+                "channel_code": channel_code,
+                "ref": ref,
+                "status": status,
+                "supplier_order_id": body.get("supplier_order_id"),
+                "code": body.get("code"),
+                "message": body.get("message"),
+                "received_at": tx.now,
+            },
+            ["channel_code", "ref", "status"],
+        )
+        if not inserted:
+            return "repeat"
+        await add_event(
+            tx,
+            attempt.order_id,
+            attempt.no,
+            "callback",
+            {
+                "status": status,
+                "code": body.get("code"),
+                "message": body.get("message"),
+                "supplier_order_id": body.get("supplier_order_id"),
+                "attempt_status": attempt.status,
+            },
+        )
+        if status == "success":
+            outcome = await self.succeed_attempt(tx, attempt, "callback")
+        elif attempt.status == AttemptStatus.PENDING:
+            code = body.get("code") or "unknown"
+            await self.fail_attempt(tx, attempt, f"supplier_failed: {code}")
+            outcome = "failed_over"
+        elif attempt.status == AttemptStatus.SUCCEEDED:
+            outcome = "failure_after_success"
+            await record_exception(
+                tx,
+                outcome,
+                attempt.order_id,
+                ref,
+                channel_code,
+                {"code": body.get("code"), "message": body.get("message")},
+            )
+        else:
+            outcome = "recorded"
+        await tx.conn.execute(
+            update(t.callbacks)
+            .where(
+                t.callbacks.c.channel_code == channel_code,
+                t.callbacks.c.ref == ref,
+                t.callbacks.c.status == status,
+            )
+            .values(outcome=outcome)
+        )
+        return outcome
+
+
+async def refund(tx: Tx, order: Any) -> None:
+    """Release the held price of a failed/cancelled order back to its source, exactly once."""
+    funding = L.funding_for(order.merchant_id, order.funding)
+    posted = await ledger.post(
+        tx,
+        L.TransferKind.RELEASE,
+        order.id,
+        L.transfer(funding.held, funding.refund_to, int(order.price)),
+        merchant_id=order.merchant_id,
+        order_id=order.id,
+        payment_id=order.payment_id,
+    )
+    if posted and order.funding == "sandbox" and order.payment_id:
+        await tx.conn.execute(
+            t.payment_refunds.insert().values(
+                id=new_id("rfd", tx.now),
+                payment_id=order.payment_id,
+                order_id=order.id,
+                amount=int(order.price),
+                created_at=tx.now,
+            )
+        )
+    if posted and order.payment_id:
+        await tx.conn.execute(
+            update(t.payments)
+            .where(t.payments.c.id == order.payment_id)
+            .values(refunded=t.payments.c.refunded + int(order.price), updated_at=tx.now)
+        )
+
+
+async def record_exception(
+    tx: Tx, kind: str, order_id: str | None, ref: str | None, channel: str | None, detail: dict[str, Any]
+) -> None:
+    """Something an operator must look at; one per (kind, ref)."""
+    await insert_ignore(
+        tx,
+        t.exceptions,
+        {
+            "id": new_id("exc", tx.now),
+            "kind": kind,
+            "order_id": order_id,
+            "ref": ref or order_id,
+            "channel_code": channel,
+            "detail": detail,
+            "created_at": tx.now,
+        },
+        ["kind", "ref"],
+    )
+    if order_id:
+        await add_event(tx, order_id, None, "exception", {"kind": kind, "ref": ref})

@@ -1,0 +1,295 @@
+"""Order intake and reads: idempotent placement, price hold, rendering the order object."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, or_, select
+
+from topup.adapters.db import tables as t
+from topup.adapters.db.engine import Tx
+from topup.adapters.db.helpers import insert_ignore, new_id
+from topup.clock import rfc3339
+from topup.domain import ledger as L
+from topup.domain.accounts import InvalidAccount, validate_account
+from topup.domain.errors import (
+    IdempotencyConflict,
+    InvalidAccountError,
+    InvalidRequest,
+    NoRoute,
+    NotFound,
+    UnknownProduct,
+)
+from topup.domain.orders import OrderStatus
+from topup.domain.routing import rank
+from topup.services import jobs, ledger
+from topup.services.catalog import Group, Product, Snapshot
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    merchant_order_id: str
+    product_code: str
+    account: str
+    notify_url: str | None = None
+    extra: dict[str, Any] | None = None
+
+    def fingerprint(self) -> str:
+        """Same fields after defaults are applied -> same fingerprint."""
+        canonical = {
+            "merchant_order_id": self.merchant_order_id,
+            "product_code": self.product_code,
+            "account": self.account,
+            "notify_url": self.notify_url,
+            "extra": self.extra or {},
+        }
+        return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A row that passed every check but the balance: what to place."""
+
+    product: Product
+    account: str
+    brand: str | None
+    group: Group
+
+
+def resolve(snapshot: Snapshot, product_code: str, account: str) -> Validated:
+    """unknown_product -> invalid_account -> no_route, in that order (shared by orders and batch rows)."""
+    product = snapshot.products.get(product_code)
+    if product is None or not product.enabled:
+        raise UnknownProduct(f"product_code: {product_code!r} is not in the catalog")
+    fixed_brand = product.brand if product.brand not in (None, "auto") else None
+    try:
+        check = validate_account(product.business_type, account, fixed_brand)
+    except InvalidAccount as e:
+        raise InvalidAccountError(e.reason, {"field": "account"}) from None
+    if product.brand is None:
+        route_brand = None
+        group = next(
+            (
+                g
+                for g in snapshot.groups.values()
+                if g.business_type == product.business_type and g.brand is None
+            ),
+            None,
+        )
+    else:
+        route_brand = check.brand if product.brand == "auto" else product.brand
+        group = snapshot.group_for(product.business_type, route_brand)
+    if group is None:
+        raise NoRoute(f"no supplier group serves {product.business_type} / {route_brand or 'any brand'}")
+    if not rank(snapshot.members_of(group), group.strategy, product.code, product.price):
+        raise NoRoute(f"group {group.code} has no enabled channel that can sell {product.code} at its price")
+    return Validated(product, check.account, check.brand or route_brand, group)
+
+
+async def place_order(
+    tx: Tx,
+    snapshot: Snapshot,
+    merchant_id: str,
+    req: OrderRequest,
+    *,
+    default_notify_url: str | None = None,
+    batch_id: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Create and pay (hold) an order, or return the existing one for a replay. (order, created)."""
+    existing = await _by_merchant_order_id(tx, merchant_id, req.merchant_order_id)
+    if existing is not None:
+        return await _replay(tx, existing, req)
+    v = resolve(snapshot, req.product_code, req.account)
+    order_id = new_id("ord", tx.now)
+    in_batch = batch_id is not None
+    row = {
+        "id": order_id,
+        "merchant_id": merchant_id,
+        "merchant_order_id": req.merchant_order_id,
+        "request_hash": req.fingerprint(),
+        "batch_id": batch_id,
+        "business_type": v.product.business_type,
+        "product_code": v.product.code,
+        "account": v.account,
+        "carrier": v.brand,
+        "face_value": v.product.face_value,
+        "price": v.product.price,
+        "status": str(OrderStatus.PENDING_PAYMENT if in_batch else OrderStatus.PROCESSING),
+        "notify_url": req.notify_url,
+        "extra": req.extra,
+        "funding": "balance",
+        "group_code": v.group.code,
+        "is_probe": False,
+        "attempt_count": 0,
+        "created_at": tx.now,
+        "updated_at": tx.now,
+    }
+    if not await insert_ignore(tx, t.orders, row, ["merchant_id", "merchant_order_id"]):
+        # A concurrent request with the same merchant_order_id won the insert.
+        existing = await _by_merchant_order_id(tx, merchant_id, req.merchant_order_id)
+        assert existing is not None
+        return await _replay(tx, existing, req)
+    if not in_batch:
+        await hold_price(tx, merchant_id, order_id, v.product.price)
+        await jobs.enqueue(tx, "route", f"route:{order_id}", {"order_id": order_id})
+    await add_event(tx, order_id, None, "created", {"price": v.product.price, "group": v.group.code})
+    return render(row, []), True
+
+
+async def hold_price(tx: Tx, merchant_id: str, order_id: str, price: int) -> None:
+    """Move the price from available to held; InsufficientBalance rolls the whole intake back."""
+    await ledger.post(
+        tx,
+        L.TransferKind.HOLD,
+        order_id,
+        L.transfer(L.available_account(merchant_id), L.held_account(merchant_id), price),
+        merchant_id=merchant_id,
+        order_id=order_id,
+    )
+
+
+async def _replay(tx: Tx, existing: Any, req: OrderRequest) -> tuple[dict[str, Any], bool]:
+    if existing.request_hash != req.fingerprint():
+        raise IdempotencyConflict(
+            f"merchant_order_id {req.merchant_order_id} was already used with a different body",
+            {"order_id": existing.id},
+        )
+    return await render_order(tx, existing), False
+
+
+async def _by_merchant_order_id(tx: Tx, merchant_id: str, merchant_order_id: str) -> Any | None:
+    return (
+        await tx.conn.execute(
+            select(t.orders).where(
+                t.orders.c.merchant_id == merchant_id, t.orders.c.merchant_order_id == merchant_order_id
+            )
+        )
+    ).first()
+
+
+async def add_event(tx: Tx, order_id: str, attempt_no: int | None, kind: str, detail: dict[str, Any]) -> None:
+    """Append to the order's operator timeline."""
+    await tx.conn.execute(
+        t.order_events.insert().values(
+            order_id=order_id, attempt_no=attempt_no, kind=kind, detail=detail, at=tx.now
+        )
+    )
+
+
+def render_attempt(a: Any) -> dict[str, Any]:
+    return {
+        "no": a.no,
+        "channel": a.channel_code,
+        "ref": a.ref,
+        "status": a.status,
+        "reason": a.reason,
+        "started_at": rfc3339(a.started_at),
+        "finished_at": rfc3339(a.finished_at),
+    }
+
+
+def render(o: Any, attempts: list[Any]) -> dict[str, Any]:
+    g = o.get if isinstance(o, dict) else lambda k: getattr(o, k)
+    return {
+        "order_id": g("id"),
+        "merchant_order_id": g("merchant_order_id"),
+        "batch_id": g("batch_id"),
+        "business_type": g("business_type"),
+        "product_code": g("product_code"),
+        "account": g("account"),
+        "carrier": g("carrier"),
+        "face_value": int(g("face_value")),
+        "price": int(g("price")),
+        "status": g("status"),
+        "failure_reason": g("failure_reason"),
+        "attempts": [render_attempt(a) for a in attempts],
+        "created_at": rfc3339(g("created_at")),
+        "updated_at": rfc3339(g("updated_at")),
+        "completed_at": rfc3339(g("completed_at")),
+    }
+
+
+async def attempts_of(tx: Tx, order_ids: list[str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {oid: [] for oid in order_ids}
+    if not order_ids:
+        return out
+    rows = (
+        await tx.conn.execute(
+            select(t.attempts).where(t.attempts.c.order_id.in_(order_ids)).order_by(t.attempts.c.no)
+        )
+    ).all()
+    for a in rows:
+        out[a.order_id].append(a)
+    return out
+
+
+async def render_order(tx: Tx, row: Any) -> dict[str, Any]:
+    return render(row, (await attempts_of(tx, [row.id]))[row.id])
+
+
+async def get_order(tx: Tx, order_id: str, merchant_id: str | None = None) -> Any:
+    """The order row; NotFound when it does not exist or belongs to another merchant."""
+    stmt = select(t.orders).where(t.orders.c.id == order_id)
+    if merchant_id is not None:
+        stmt = stmt.where(t.orders.c.merchant_id == merchant_id)
+    row = (await tx.conn.execute(stmt)).first()
+    if row is None:
+        raise NotFound(f"order {order_id} not found")
+    return row
+
+
+def _encode_cursor(created_at: float, order_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at, order_id]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        pad = "=" * (-len(cursor) % 4)
+        created_at, order_id = json.loads(base64.urlsafe_b64decode(cursor + pad))
+        return float(created_at), str(order_id)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise InvalidRequest("cursor: not a cursor this API returned") from None
+
+
+async def list_orders(
+    tx: Tx,
+    merchant_id: str | None,
+    *,
+    status: str | None = None,
+    merchant_order_id: str | None = None,
+    account: str | None = None,
+    batch_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Newest first, cursor-paged."""
+    stmt = select(t.orders)
+    if merchant_id is not None:
+        stmt = stmt.where(t.orders.c.merchant_id == merchant_id)
+    if status:
+        stmt = stmt.where(t.orders.c.status == status)
+    if merchant_order_id:
+        stmt = stmt.where(t.orders.c.merchant_order_id == merchant_order_id)
+    if account:
+        stmt = stmt.where(t.orders.c.account == account)
+    if batch_id:
+        stmt = stmt.where(t.orders.c.batch_id == batch_id)
+    if cursor:
+        c_at, c_id = _decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(t.orders.c.created_at < c_at, and_(t.orders.c.created_at == c_at, t.orders.c.id < c_id))
+        )
+    rows = (
+        await tx.conn.execute(
+            stmt.order_by(t.orders.c.created_at.desc(), t.orders.c.id.desc()).limit(limit + 1)
+        )
+    ).all()
+    page = rows[:limit]
+    atts = await attempts_of(tx, [r.id for r in page])
+    next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit and page else None
+    return {"items": [render(r, atts[r.id]) for r in page], "next_cursor": next_cursor}

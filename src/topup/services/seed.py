@@ -1,0 +1,51 @@
+"""Seed the default catalog and the demo's suppliers, groups and merchant (idempotent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from topup.adapters.db.engine import Tx
+from topup.domain import catalog as seed
+from topup.services import catalog, merchants
+
+DEMO_MERCHANT = "demo"
+DEMO_SECRET = "demo-merchant-secret-0001"
+DEMO_PASSWORD = "demo-password"
+
+
+async def seed_products(tx: Tx) -> int:
+    for p in seed.DEFAULT_PRODUCTS:
+        data = {k: v for k, v in p.items() if k != "code"}
+        await catalog.put_product(tx, p["code"], {**data, "enabled": True})
+    return len(seed.DEFAULT_PRODUCTS)
+
+
+def simulator_config(secret_of: dict[str, str] | None = None) -> dict[str, Any]:
+    """The built-in simulator's behaviour for the demo channels."""
+    channels = {}
+    for ch in seed.DEMO_CHANNELS:
+        sim = ch["simulation"]
+        lo, hi = sim.get("delay_s", [0.2, 0.5])
+        channels[ch["code"]] = {
+            "secret": ch["secret"],
+            "reject_ratio": sim.get("reject_rate", 0.0),
+            "success_ratio": 1.0 - sim.get("fail_rate", 0.0),
+            "silent_ratio": sim.get("silent_rate", 0.0),
+            "callback_delay_s": (lo + hi) / 2,
+        }
+    return {"channels": channels}
+
+
+async def seed_demo(tx: Tx, simulator_url: str, balance: int = 10_000_000) -> None:
+    await seed_products(tx)
+    for ch in seed.DEMO_CHANNELS:
+        data = {k: v for k, v in ch.items() if k not in ("code", "simulation")}
+        await catalog.put_channel(tx, ch["code"], {**data, "base_url": f"{simulator_url}/sim/{ch['code']}"})
+    for g in seed.DEMO_GROUPS:
+        data: dict[str, Any] = {k: v for k, v in g.items() if k != "code"}
+        data["members"] = [dict(m) for m in g["members"]]
+        await catalog.put_group(tx, g["code"], data)
+    await merchants.put_merchant(
+        tx, DEMO_MERCHANT, {"name": "Demo Merchant", "secret": DEMO_SECRET, "password": DEMO_PASSWORD}
+    )
+    await merchants.credit(tx, DEMO_MERCHANT, balance, "demo-initial-deposit")
