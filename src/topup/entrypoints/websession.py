@@ -1,0 +1,106 @@
+"""Shared by the merchant pages and the operator console: signed session cookies, CSRF, login throttling."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import Request
+from starlette.responses import Response
+
+SESSION_MAX_AGE_S = 12 * 3600
+
+
+@dataclass(frozen=True)
+class Session:
+    subject: str  # merchant id, or "operator:<name>"
+    kind: str  # "merchant" | "operator"
+    csrf: str
+
+
+class Sessions:
+    """Stateless sessions in an HttpOnly, SameSite=Lax cookie signed with the server's session key."""
+
+    def __init__(self, secret: str, cookie: str, kind: str, secure: bool = False) -> None:
+        self.serializer = URLSafeTimedSerializer(secret, salt=f"topup-{kind}-session")
+        self.cookie = cookie
+        self.kind = kind
+        self.secure = secure
+
+    def login(self, response: Response, subject: str) -> Session:
+        session = Session(subject, self.kind, secrets.token_urlsafe(24))
+        token = self.serializer.dumps({"s": subject, "c": session.csrf})
+        response.set_cookie(
+            self.cookie,
+            token,
+            max_age=SESSION_MAX_AGE_S,
+            httponly=True,
+            samesite="lax",
+            secure=self.secure,
+            path="/",
+        )
+        return session
+
+    def logout(self, response: Response) -> None:
+        response.delete_cookie(self.cookie, path="/")
+
+    def read(self, request: Request) -> Session | None:
+        token = request.cookies.get(self.cookie)
+        if not token:
+            return None
+        try:
+            data: Any = self.serializer.loads(token, max_age=SESSION_MAX_AGE_S)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or "s" not in data or "c" not in data:
+            return None
+        return Session(str(data["s"]), self.kind, str(data["c"]))
+
+
+def csrf_ok(session: Session, submitted: str | None) -> bool:
+    """Forms and fetch() calls echo the session's CSRF token (form field `csrf` or header X-CSRF-Token)."""
+    return bool(submitted) and hmac.compare_digest(session.csrf, str(submitted))
+
+
+def session_key(admin_token: str, configured: str | None) -> str:
+    """The cookie signing key: TOPUP_SESSION_SECRET, else derived from the admin token."""
+    if configured:
+        return configured
+    return hashlib.sha256(b"topup-session:" + admin_token.encode()).hexdigest()
+
+
+class LoginThrottle:
+    """Repeated failed logins are slowed down: after 5 failures in 5 minutes, wait grows per failure."""
+
+    def __init__(self, free_failures: int = 5, window_s: float = 300.0) -> None:
+        self.free = free_failures
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._failures[key]
+        while q and now - q[0] > self.window_s:
+            q.popleft()
+        return q
+
+    def retry_after(self, key: str, now: float | None = None) -> float:
+        """Seconds the caller must wait before another attempt (0 when free to try)."""
+        now = time.monotonic() if now is None else now
+        q = self._recent(key, now)
+        if len(q) < self.free:
+            return 0.0
+        wait = min(2.0 ** (len(q) - self.free), 300.0)
+        return max(0.0, q[-1] + wait - now)
+
+    def failed(self, key: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._recent(key, now).append(now)
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
