@@ -9,6 +9,7 @@ import signal
 import time
 from typing import Annotated
 
+import structlog
 import typer
 import uvicorn
 
@@ -80,6 +81,7 @@ def worker() -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await w.aclose()
+        structlog.get_logger().info("worker_stopped", jobs_done=w.jobs_done)
         await c.close()
 
     asyncio.run(main())
@@ -192,3 +194,7 @@ def example_order(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
