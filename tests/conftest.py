@@ -55,7 +55,7 @@ def pg_url() -> Iterator[str]:
         drop_pg_database(name)
 
 
-def start_platform(database_url: str, **overrides: Any) -> tuple[Any, Platform]:
+def start_platform(database_url: str, ws: str = "websockets-sansio", **overrides: Any) -> tuple[Any, Platform]:
     from topup import bootstrap
     from topup.adapters.suppliers.simulator import BackgroundServer
     from topup.config import Settings
@@ -76,7 +76,7 @@ def start_platform(database_url: str, **overrides: Any) -> tuple[Any, Platform]:
     container = bootstrap.build(settings)
     hooks = bootstrap.install_plugins(container)
     app = create_app(container, on_startup=[start_worker, *hooks] if settings.run_worker else hooks)
-    server = BackgroundServer(app, "127.0.0.1", port).start(timeout_s=30)
+    server = BackgroundServer(app, "127.0.0.1", port, ws=ws).start(timeout_s=30)
     admin = httpx.Client(
         base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30.0, trust_env=False
     )

@@ -24,9 +24,13 @@ class Settings(BaseSettings):
     run_worker: bool = True
     # Sandbox payments expire after this many seconds unpaid.
     sandbox_payment_ttl_s: float = 900.0
+    # Signing secret of the built-in sandbox payment gateway; derived from admin_token when unset.
+    sandbox_secret: str | None = None
     # Session cookie signing key for the web pages; derived from admin_token when unset.
     session_secret: str | None = None
     db_pool_size: int = 10
+    # Multiplies every webhook retry delay and the 25 h retry window (tests use tiny values).
+    notify_retry_scale: float = 1.0
 
     def callback_base(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
@@ -11,18 +13,68 @@ import structlog
 from topup.config import Settings
 
 _SECRET_KEYS = {"secret", "password", "signature", "x-signature", "authorization", "token", "admin_token"}
+# Any key ending like these is a secret too: channel_secret, merchant_password, session_token, ...
+_SECRET_SUFFIXES = ("secret", "password", "password_hash", "token", "signature", "authorization", "cookie")
+REDACTED = "[redacted]"
 
 
-def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def is_secret_key(key: str) -> bool:
+    """True for field names whose values must never be logged or shown (also used by the console)."""
+    k = key.lower().replace("-", "_")
+    return k in _SECRET_KEYS or k.endswith(_SECRET_SUFFIXES)
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """A copy of `value` with secret-named fields replaced, looking into nested dicts and lists."""
+    if depth > 8:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and is_secret_key(k) else redact(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v, depth + 1) for v in value]
+    return value
+
+
+def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for k in list(event):
-        if k.lower() in _SECRET_KEYS:
-            event[k] = "[redacted]"
+        if is_secret_key(k):
+            event[k] = REDACTED
+        elif isinstance(event[k], dict | list | tuple):
+            event[k] = redact(event[k])
     return event
+
+
+@contextlib.contextmanager
+def order_context(
+    order_id: str | None, attempt_no: int | None = None, ref: str | None = None, **extra: Any
+) -> Iterator[None]:
+    """Every log line inside the block carries the order (and attempt) it is about.
+
+    Use around a job or a callback: `with logs.order_context(order_id, attempt_no=no, ref=ref): ...`.
+    Context variables, so concurrent tasks keep their own ids.
+    """
+    fields: dict[str, Any] = {"order_id": order_id, **extra}
+    if attempt_no is not None:
+        fields["attempt_no"] = attempt_no
+    if ref is not None:
+        fields["attempt_ref"] = ref
+    with structlog.contextvars.bound_contextvars(**{k: v for k, v in fields.items() if v is not None}):
+        yield
+
+
+# Libraries whose DEBUG output carries raw statement parameters, headers or frames (secrets included).
+_RAW_DATA_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "httpcore", "httpx", "websockets", "hpack")
 
 
 def configure(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
+    for name in _RAW_DATA_LOGGERS:
+        # They bypass the redaction below, so even at DEBUG they only say what is INFO or worse.
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     renderer: Any = (
         structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer()
     )

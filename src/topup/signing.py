@@ -46,12 +46,12 @@ def verify_parts(
     secret: str, ts: str | int, sig: str, method: str, target: str, body: bytes, now: float
 ) -> None:
     """Check an explicit timestamp and signature (used by the WebSocket auth message too)."""
-    try:
-        ts_int = int(str(ts))
-    except ValueError:
-        raise SignatureError("X-Timestamp is not an integer") from None
-    if abs(now - ts_int) > MAX_SKEW_S:
+    text = str(ts).strip()
+    # Plain ASCII digits only: int() would also take "1_700_000_000", "+17..." or non-ASCII digits.
+    if not (text.isascii() and text.isdigit()):
+        raise SignatureError("X-Timestamp is not an integer")
+    if abs(now - int(text)) > MAX_SKEW_S:
         raise SignatureError("timestamp outside the allowed window")
-    expected = signature(secret, str(ts).strip(), method, target, body)
+    expected = signature(secret, text, method, target, body)
     if not hmac.compare_digest(expected, str(sig).strip().lower()):
         raise SignatureError("signature mismatch")

@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from topup.domain.errors import InvalidState
 
-MERCHANT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# \Z, not $: "$" would also accept a trailing newline.
+MERCHANT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}\Z")
 
 
 class OrderStatus(StrEnum):
@@ -81,7 +82,8 @@ def attempt_ref(order_id: str, attempt_no: int) -> str:
 
 def parse_ref(ref: str) -> tuple[str, int] | None:
     order_id, sep, no = ref.rpartition("-")
-    if not sep or not no.isdigit() or not order_id:
+    # isascii: str.isdigit() accepts digits such as "²" that int() refuses.
+    if not sep or not (no.isascii() and no.isdigit()) or not order_id:
         return None
     return order_id, int(no)
 

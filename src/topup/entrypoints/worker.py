@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
+from topup import logs
 from topup.bootstrap import Container
+from topup.domain.orders import parse_ref
 from topup.services import jobs
 from topup.services.jobs import Job
 
@@ -40,6 +43,8 @@ class Worker:
         self._stop = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._listener: Any = None
+        self._listen_tried = 0.0
+        self._full = False
         self.jobs_done = 0
 
     def poke(self) -> None:
@@ -57,10 +62,19 @@ class Worker:
         import asyncpg
 
         dsn = self.c.db.url.replace("postgresql+asyncpg", "postgresql")
+        self._listen_tried = time.monotonic()
         with contextlib.suppress(Exception):
-            conn = await asyncpg.connect(dsn)
+            conn = await asyncpg.connect(dsn, timeout=5)
             await conn.add_listener("topup_jobs", lambda *_: self.wake.set())
             self._listener = conn
+
+    async def _ensure_listening(self) -> None:
+        """Reopen the LISTEN connection after the database dropped it (a restart), at most once a second."""
+        if not self.c.db.is_postgres or (self._listener is not None and not self._listener.is_closed()):
+            return
+        if time.monotonic() - self._listen_tried >= 1.0:
+            self._listener = None
+            await self._listen()
 
     async def aclose(self) -> None:
         self._stop.set()
@@ -81,27 +95,19 @@ class Worker:
 
     async def _loop(self) -> None:
         while not self._stop.is_set():
+            # A claim can succeed while the LISTEN connection is gone: check it on every turn.
+            await self._ensure_listening()
             try:
-                claimed = await self._claim()
+                more, nxt = await self._claim()
             except Exception as e:  # database down: keep trying, never die
                 log.warning("worker_claim_failed", error=str(e)[:200])
                 await self._sleep(1.0)
-                if (
-                    self.c.db.is_postgres
-                    and self._listener is None
-                    or (self._listener is not None and self._listener.is_closed())
-                ):
-                    self._listener = None
-                    with contextlib.suppress(Exception):
-                        await self._listen()
                 continue
-            if claimed:
+            if more:
                 continue
             delay = self.poll_s
-            with contextlib.suppress(Exception):
-                nxt = await jobs.next_due_at(self.c.db)
-                if nxt is not None:
-                    delay = max(0.0, min(delay, nxt - self.c.clock.now()))
+            if nxt is not None:
+                delay = max(0.0, min(delay, nxt - self.c.clock.now()))
             if delay > 0:
                 await self._sleep(delay)
 
@@ -110,29 +116,40 @@ class Worker:
             await asyncio.wait_for(self.wake.wait(), timeout=seconds)
         self.wake.clear()
 
-    async def _claim(self) -> int:
+    async def _claim(self) -> tuple[bool, float | None]:
+        """Claim what is due; (claim again at once?, when the next unclaimed job falls due)."""
         free = self.concurrency - len(self.running)
         if free <= 0:
+            # Full: a finishing job wakes the loop (see `_done`).
+            self._full = True
             await self._sleep(0.05)
-            return 0
+            return False, None
         self.wake.clear()
-        batch = await jobs.claim_due(self.c.db, min(free, 100), self.lease_s)
+        limit = min(free, 100)
+        batch, nxt = await jobs.claim_due_and_next(self.c.db, limit, self.lease_s)
         for job in batch:
             task = asyncio.create_task(self._run(job))
             self.running.add(task)
             task.add_done_callback(self._done)
-        return len(batch)
+        # A full batch may have left more due work behind; a short one means nothing else is due now.
+        self._full = len(batch) >= free
+        return len(batch) >= limit, nxt
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.running.discard(task)
-        self.wake.set()
+        if self._full:
+            # Only a worker that had to leave due work unclaimed needs a new turn when a slot frees up.
+            self._full = False
+            self.wake.set()
 
     async def _run(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
         try:
             if handler is None:
                 raise RuntimeError(f"no handler for job kind {job.kind}")
-            await handler(job)
+            order_id = job.payload.get("order_id") or _order_of_ref(job.payload.get("ref"))
+            with logs.order_context(order_id, job_kind=job.kind, job_key=job.key):
+                await handler(job)
             self.jobs_done += 1
         except asyncio.CancelledError:
             raise
@@ -141,6 +158,11 @@ class Worker:
             with contextlib.suppress(Exception):
                 async with self.c.db.transaction() as tx:
                     await jobs.reschedule(tx, job.id, tx.now + retry_delay(job.tries), repr(e))
+
+
+def _order_of_ref(ref: Any) -> str | None:
+    parsed = parse_ref(ref) if isinstance(ref, str) else None
+    return parsed[0] if parsed else None
 
 
 def default_handlers(c: Container) -> dict[str, Handler]:

@@ -246,7 +246,21 @@ class Fulfilment:
             .values(status=str(AttemptStatus.SUCCEEDED), finished_at=tx.now)
         )
         if res.rowcount != 1:
-            return "repeat"
+            current = (
+                await tx.conn.execute(select(t.attempts.c.status).where(t.attempts.c.id == attempt.id))
+            ).scalar()
+            if current != AttemptStatus.FAILED:
+                return "repeat"
+            # The supplier contradicts its own failure after the order moved on: a person must look.
+            await record_exception(
+                tx,
+                "success_after_failure",
+                attempt.order_id,
+                attempt.ref,
+                attempt.channel_code,
+                {"source": source},
+            )
+            return "success_after_failure"
         await jobs.delete_key(tx, f"deadline:{attempt.ref}")
         await add_event(tx, attempt.order_id, attempt.no, "attempt_succeeded", {"source": source})
         stmt = select(t.orders).where(t.orders.c.id == attempt.order_id)

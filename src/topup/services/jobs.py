@@ -21,6 +21,11 @@ class Job:
     tries: int
 
 
+# Jobs due later than this are found by the workers' polling (every `worker_poll_s`, which must stay
+# below it), so they wake nobody: a deadline per attempt would otherwise wake every worker for nothing.
+WAKE_WITHIN_S = 0.5
+
+
 async def enqueue(tx: Tx, kind: str, key: str, payload: dict[str, Any], run_at: float | None = None) -> bool:
     """Queue work unless a job with the same key is already queued; released to workers on commit."""
     inserted = await insert_ignore(
@@ -36,7 +41,7 @@ async def enqueue(tx: Tx, kind: str, key: str, payload: dict[str, Any], run_at: 
         },
         ["key"],
     )
-    if inserted:
+    if inserted and (run_at is None or run_at <= tx.now + WAKE_WITHIN_S):
         if tx.is_postgres and not tx.jobs_enqueued:
             await tx.conn.execute(text("SELECT pg_notify('topup_jobs', '')"))
         tx.jobs_enqueued = True
@@ -82,13 +87,31 @@ _CLAIM_SQLITE = text(
 )
 
 
+_NEXT_DUE = text("SELECT min(run_at) FROM jobs WHERE locked_until IS NULL OR locked_until < :now")
+
+
 async def claim_due(db: Database, limit: int, lease_s: float) -> list[Job]:
     """Claim up to `limit` due jobs; two workers never hold the same job (SKIP LOCKED on PostgreSQL)."""
-    import json
+    return (await claim_due_and_next(db, limit, lease_s))[0]
 
+
+async def claim_due_and_next(db: Database, limit: int, lease_s: float) -> tuple[list[Job], float | None]:
+    """`claim_due`, plus (when fewer than `limit` were due) when the next unclaimed job falls due.
+
+    One transaction instead of a claim, an empty claim and a `next_due_at` for every wake-up.
+    """
     async with db.transaction() as tx:
         stmt = _CLAIM_PG if tx.is_postgres else _CLAIM_SQLITE
         rows = (await tx.conn.execute(stmt, {"now": tx.now, "lease": tx.now + lease_s, "limit": limit})).all()
+        nxt = None
+        if len(rows) < limit:
+            nxt = (await tx.conn.execute(_NEXT_DUE, {"now": tx.now})).scalar()
+    return _jobs(rows), nxt
+
+
+def _jobs(rows: Any) -> list[Job]:
+    import json
+
     out = []
     for r in rows:
         payload = r.payload
@@ -100,9 +123,4 @@ async def claim_due(db: Database, limit: int, lease_s: float) -> list[Job]:
 
 async def next_due_at(db: Database) -> float | None:
     async with db.transaction() as tx:
-        return (
-            await tx.conn.execute(
-                text("SELECT min(run_at) FROM jobs WHERE locked_until IS NULL OR locked_until < :now"),
-                {"now": tx.now},
-            )
-        ).scalar()
+        return (await tx.conn.execute(_NEXT_DUE, {"now": tx.now})).scalar()

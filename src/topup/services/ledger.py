@@ -32,7 +32,7 @@ async def post(
     """Apply one balanced transfer once per (kind, reference). False if it was already posted.
 
     Raises InsufficientBalance (and the caller's transaction rolls back) when a non-world account
-    would go negative.
+    would go negative: at the latest when the transaction commits (balances change last).
     """
     L.check_balanced(postings)
     transfer_id = new_id("trf", tx.now)
@@ -54,31 +54,50 @@ async def post(
     )
     if not inserted:
         return False
-    # Debits first, each guarded so a balance can never go below zero, even under concurrency.
-    for p in sorted(postings, key=lambda p: p.amount):
-        stmt = update(t.ledger_accounts).where(t.ledger_accounts.c.id == p.account)
-        if p.amount < 0 and L.must_stay_non_negative(p.account):
-            stmt = stmt.where(t.ledger_accounts.c.balance >= -p.amount)
-        res = await tx.conn.execute(stmt.values(balance=t.ledger_accounts.c.balance + p.amount))
-        if res.rowcount != 1:
-            if p.amount < 0 and L.must_stay_non_negative(p.account):
-                raise InsufficientBalance(
-                    "available balance is lower than the amount", {"required": -p.amount}
-                )
-            await ensure_account(tx, p.account, merchant_id if p.account.startswith("merchant:") else None)
-            await tx.conn.execute(
-                update(t.ledger_accounts)
-                .where(t.ledger_accounts.c.id == p.account)
-                .values(balance=t.ledger_accounts.c.balance + p.amount)
-            )
     await tx.conn.execute(
         t.postings.insert(),
         [{"transfer_id": transfer_id, "account_id": p.account, "amount": p.amount} for p in postings],
     )
+    # Balances change as the transaction's last statements (see `apply_balances`).
+    deltas: dict[str, list[Any]] = tx.pending.setdefault("ledger", {})
+    if not deltas:
+        tx.before_commit(lambda: apply_balances(tx), last=True)
+    for p in postings:
+        owner = merchant_id if p.account.startswith("merchant:") else None
+        deltas.setdefault(p.account, [0, owner])[0] += p.amount
     return True
 
 
+async def apply_balances(tx: Tx) -> None:
+    """Apply the transaction's pending balance changes, guarded so no balance goes below zero.
+
+    Balance rows are the hottest rows there are (every order of a merchant moves its `held` account,
+    every success moves `platform:revenue`). Changing them last, in one account order for every
+    transaction, keeps their row locks for only these statements and the commit, and two transactions
+    can never wait on each other in a cycle. Raises InsufficientBalance, and the transaction rolls back.
+    """
+    deltas: dict[str, list[Any]] = tx.pending.pop("ledger", None) or {}
+    for account in sorted(deltas):
+        amount, owner = deltas[account]
+        guarded = amount < 0 and L.must_stay_non_negative(account)
+        stmt = update(t.ledger_accounts).where(t.ledger_accounts.c.id == account)
+        if guarded:
+            stmt = stmt.where(t.ledger_accounts.c.balance >= -amount)
+        res = await tx.conn.execute(stmt.values(balance=t.ledger_accounts.c.balance + amount))
+        if res.rowcount == 1:
+            continue
+        if guarded:
+            raise InsufficientBalance("available balance is lower than the amount", {"required": -amount})
+        await ensure_account(tx, account, owner)
+        await tx.conn.execute(
+            update(t.ledger_accounts)
+            .where(t.ledger_accounts.c.id == account)
+            .values(balance=t.ledger_accounts.c.balance + amount)
+        )
+
+
 async def balance(tx: Tx, merchant_id: str) -> dict[str, Any]:
+    await apply_balances(tx)
     rows = (
         await tx.conn.execute(
             select(t.ledger_accounts.c.id, t.ledger_accounts.c.balance).where(
@@ -96,6 +115,7 @@ async def balance(tx: Tx, merchant_id: str) -> dict[str, Any]:
 
 async def check(tx: Tx) -> dict[str, Any]:
     """Postings sum to zero overall and per transfer; every cached balance equals its postings."""
+    await apply_balances(tx)
     total = (await tx.conn.execute(select(func.coalesce(func.sum(t.postings.c.amount), 0)))).scalar_one()
     unbalanced = (
         await tx.conn.execute(

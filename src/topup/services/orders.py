@@ -27,6 +27,7 @@ from topup.domain.errors import (
 )
 from topup.domain.orders import OrderStatus
 from topup.domain.routing import rank
+from topup.domain.urls import UnsafeUrl, check_notify_url
 from topup.services import jobs, ledger
 from topup.services.catalog import Group, Product, Snapshot
 
@@ -70,7 +71,7 @@ def resolve(snapshot: Snapshot, product_code: str, account: str) -> Validated:
     try:
         check = validate_account(product.business_type, account, fixed_brand)
     except InvalidAccount as e:
-        raise InvalidAccountError(e.reason, {"field": "account"}) from None
+        raise InvalidAccountError(e.reason, {"field": e.field, "reason": e.reason}) from None
     if product.brand is None:
         route_brand = None
         group = next(
@@ -99,8 +100,18 @@ async def place_order(
     *,
     default_notify_url: str | None = None,
     batch_id: str | None = None,
+    allow_private_notify: bool = False,
 ) -> tuple[dict[str, Any], bool]:
-    """Create and pay (hold) an order, or return the existing one for a replay. (order, created)."""
+    """Create and pay (hold) an order, or return the existing one for a replay. (order, created).
+
+    A merchant-supplied `notify_url` must be public unless `allow_private_notify` (a setting) says so.
+    """
+    if req.notify_url is not None:
+        # A malformed body is refused before the idempotency check (SPEC section 0).
+        try:
+            check_notify_url(req.notify_url, allow_private=allow_private_notify)
+        except UnsafeUrl as e:
+            raise InvalidRequest(f"notify_url: {e.reason}", {"field": "notify_url"}) from None
     existing = await _by_merchant_order_id(tx, merchant_id, req.merchant_order_id)
     if existing is not None:
         return await _replay(tx, existing, req)
@@ -173,12 +184,19 @@ async def _by_merchant_order_id(tx: Tx, merchant_id: str, merchant_order_id: str
 
 
 async def add_event(tx: Tx, order_id: str, attempt_no: int | None, kind: str, detail: dict[str, Any]) -> None:
-    """Append to the order's operator timeline."""
-    await tx.conn.execute(
-        t.order_events.insert().values(
-            order_id=order_id, attempt_no=attempt_no, kind=kind, detail=detail, at=tx.now
-        )
+    """Append to the order's operator timeline (written in one INSERT when the transaction commits)."""
+    pending: list[dict[str, Any]] = tx.pending.setdefault("order_events", [])
+    if not pending:
+        tx.before_commit(lambda: _write_events(tx))
+    pending.append(
+        {"order_id": order_id, "attempt_no": attempt_no, "kind": kind, "detail": detail, "at": tx.now}
     )
+
+
+async def _write_events(tx: Tx) -> None:
+    rows = tx.pending.pop("order_events", None)
+    if rows:
+        await tx.conn.execute(t.order_events.insert(), rows)
 
 
 def render_attempt(a: Any) -> dict[str, Any]:
@@ -194,7 +212,9 @@ def render_attempt(a: Any) -> dict[str, Any]:
 
 
 def render(o: Any, attempts: list[Any]) -> dict[str, Any]:
-    g = o.get if isinstance(o, dict) else lambda k: getattr(o, k)
+    def g(key: str) -> Any:
+        return o.get(key) if isinstance(o, dict) else getattr(o, key)
+
     return {
         "order_id": g("id"),
         "merchant_order_id": g("merchant_order_id"),
@@ -251,8 +271,9 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         pad = "=" * (-len(cursor) % 4)
         created_at, order_id = json.loads(base64.urlsafe_b64decode(cursor + pad))
+        str(order_id).encode()  # a lone surrogate would fail later, in the database driver
         return float(created_at), str(order_id)
-    except (ValueError, TypeError, json.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError):
         raise InvalidRequest("cursor: not a cursor this API returned") from None
 
 

@@ -42,9 +42,9 @@ async def seed_demo(tx: Tx, simulator_url: str, balance: int = 10_000_000) -> No
         data = {k: v for k, v in ch.items() if k not in ("code", "simulation")}
         await catalog.put_channel(tx, ch["code"], {**data, "base_url": f"{simulator_url}/sim/{ch['code']}"})
     for g in seed.DEMO_GROUPS:
-        data: dict[str, Any] = {k: v for k, v in g.items() if k != "code"}
-        data["members"] = [dict(m) for m in g["members"]]
-        await catalog.put_group(tx, g["code"], data)
+        group: dict[str, Any] = {k: v for k, v in g.items() if k != "code"}
+        group["members"] = [dict(m) for m in g["members"]]
+        await catalog.put_group(tx, g["code"], group)
     await merchants.put_merchant(
         tx, DEMO_MERCHANT, {"name": "Demo Merchant", "secret": DEMO_SECRET, "password": DEMO_PASSWORD}
     )

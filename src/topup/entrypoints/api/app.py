@@ -30,20 +30,34 @@ class BodyLimit:
                     await _reject(send, self.limit)
                     return
             received = 0
+            too_large = started = False
 
             async def limited_receive() -> Any:
-                nonlocal received
+                nonlocal received, too_large
                 msg = await receive()
                 if msg["type"] == "http.request":
                     received += len(msg.get("body", b""))
                     if received > self.limit:
+                        too_large = True
                         raise _TooLarge()
                 return msg
 
+            async def guarded_send(msg: Any) -> None:
+                nonlocal started
+                if too_large:
+                    # The app may have caught the cut-off (FastAPI turns it into a 400): answer 413 anyway.
+                    if msg["type"] == "http.response.start" and not started:
+                        started = True
+                        await _reject(send, self.limit)
+                    return
+                started = started or msg["type"] == "http.response.start"
+                await send(msg)
+
             try:
-                await self.app(scope, limited_receive, send)
+                await self.app(scope, limited_receive, guarded_send)
             except _TooLarge:
-                await _reject(send, self.limit)
+                if not started:
+                    await _reject(send, self.limit)
             return
         await self.app(scope, receive, send)
 
@@ -95,4 +109,34 @@ def create_app(container: Container, on_startup: list[Startup] | None = None) ->
     for extra in container.extras.get("routers", []):
         app.include_router(extra)
     app.add_middleware(BodyLimit)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents 422 for validation errors; errors.py answers 400 with the SPEC error body."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    error = {
+        "description": "Invalid request",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for item in schema.get("paths", {}).values():
+        for op in item.values():
+            responses = op.get("responses", {}) if isinstance(op, dict) else {}
+            if responses.pop("422", None) is not None:
+                responses.setdefault("400", error)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    if "ErrorOut" not in components:
+        from topup.entrypoints.api.schemas import ErrorOut
+
+        defs = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(defs.pop("$defs", {}))
+        components["ErrorOut"] = defs
+    app.openapi_schema = schema
+    return schema

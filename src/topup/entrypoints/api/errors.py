@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from topup.domain.errors import TopupError
@@ -24,9 +25,26 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 def _clean(errors: list[Any]) -> list[dict[str, Any]]:
     out = []
     for e in errors:
+        if e.get("type") == "json_invalid":
+            out.append({"field": "body", "message": f"not valid JSON ({e.get('ctx', {}).get('error')})"})
+            continue
         loc = [str(p) for p in e.get("loc", ())]
         out.append({"field": ".".join(p for p in loc if p != "body") or "body", "message": str(e.get("msg"))})
     return out[:50]
+
+
+async def _authenticate_first(request: Request) -> JSONOut | None:
+    """Run the route's auth dependency; its 401 wins over a malformed body (SPEC section 0)."""
+    from topup.entrypoints.api.deps import admin_auth, merchant_auth
+
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    for dep in getattr(dependant, "dependencies", []):
+        if dep.call in (merchant_auth, admin_auth):
+            try:
+                await dep.call(request)
+            except TopupError as e:
+                return error_response(e.status, e.code, e.message, e.details)
+    return None
 
 
 def install(app: FastAPI) -> None:
@@ -35,7 +53,12 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_req: Request, exc: RequestValidationError) -> JSONOut:
+    async def validation_error(req: Request, exc: RequestValidationError) -> JSONOut:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            # FastAPI decodes JSON before running dependencies; the signature still comes first.
+            denied = await _authenticate_first(req)
+            if denied is not None:
+                return denied
         details = _clean(list(exc.errors()))
         first = details[0] if details else {"field": "body", "message": "invalid"}
         return error_response(400, "invalid_request", f"{first['field']}: {first['message']}", details)
@@ -46,6 +69,15 @@ def install(app: FastAPI) -> None:
             exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error"
         )
         return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_req: Request, exc: DBAPIError) -> JSONOut:
+        # SQLSTATE class 22 (data exception) is the request's fault, e.g. a NUL character that
+        # PostgreSQL text cannot hold; the transaction has rolled back.
+        if str(getattr(exc.orig, "sqlstate", None) or "").startswith("22"):
+            return error_response(400, "invalid_request", "a value in the request cannot be stored")
+        log.exception("database_error", error=type(exc.orig).__name__)
+        return error_response(500, "internal_error", "internal error; the request changed nothing")
 
     @app.exception_handler(Exception)
     async def unexpected(_req: Request, exc: Exception) -> JSONOut:

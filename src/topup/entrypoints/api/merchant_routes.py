@@ -22,7 +22,9 @@ async def place(c: Container, merchant: MerchantCtx, body: OrderIn) -> tuple[dic
     req = OrderRequest(body.merchant_order_id, body.product_code, body.account, body.notify_url, body.extra)
     async with c.db.transaction() as tx:
         snap = await c.cache.get(tx)
-        return await orders.place_order(tx, snap, merchant.id, req)
+        return await orders.place_order(
+            tx, snap, merchant.id, req, allow_private_notify=c.settings.allow_private_notify_urls
+        )
 
 
 @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -12,4 +13,8 @@ class JSONOut(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            # Lone surrogates or >64-bit integers echoed from a request: escape rather than fail.
+            return json.dumps(content, ensure_ascii=True, default=str).encode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
@@ -27,6 +28,16 @@ class OrderIn(Strict):
     def small_extra(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is not None and len(repr(v)) > 4000:
             raise ValueError("extra is limited to 4000 characters")
+        if v is not None:
+            # extra is fingerprinted, stored and sent on with orjson: it must survive that.
+            try:
+                plain = orjson.loads(orjson.dumps(v)) == v  # NaN / Infinity do not survive
+            except TypeError:
+                plain = False
+            if not plain:
+                raise ValueError(
+                    "extra must be plain JSON: finite numbers, integers within 64 bits, valid Unicode text"
+                )
         return v
 
 

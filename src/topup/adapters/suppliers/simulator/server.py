@@ -26,10 +26,10 @@ def load_config(config_path_or_dict: str | Path | dict[str, Any] | None) -> dict
     return data
 
 
-def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> uvicorn.Config:
+def _uvicorn_config(app: Any, host: str, port: int, log_level: str, ws: str = "none") -> uvicorn.Config:
     # A hanging dispatch (hang_s) must not hold shutdown for its whole hang.
     return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, ws="none", timeout_graceful_shutdown=1
+        app, host=host, port=port, log_level=log_level, ws=ws, timeout_graceful_shutdown=1  # type: ignore[arg-type]
     )
 
 
@@ -42,9 +42,9 @@ def run(host: str, port: int, config_path_or_dict: str | Path | dict[str, Any] |
 class BackgroundServer:
     """Any ASGI app served by uvicorn on a background thread; stop it with `stop()` or `with`."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, ws: str = "none") -> None:
         self.app = app
-        self._server = uvicorn.Server(_uvicorn_config(app, host, port, "warning"))
+        self._server = uvicorn.Server(_uvicorn_config(app, host, port, "warning", ws))
         self._thread = threading.Thread(target=self._server.run, name="uvicorn-background", daemon=True)
         self.host = host
         self.port = port

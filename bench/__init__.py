@@ -1,0 +1,1 @@
+"""Topup Gateway benchmark: `make bench` / `python -m bench.run --help`."""

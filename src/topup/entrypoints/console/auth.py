@@ -1,0 +1,160 @@
+"""Operator sign-in for the console: admin token or an operator account, signed session cookie, CSRF."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from sqlalchemy import select
+from starlette.responses import RedirectResponse, Response
+
+from topup.adapters.db import tables as t
+from topup.bootstrap import Container
+from topup.domain.errors import TopupError
+from topup.entrypoints.websession import LoginThrottle, Session, Sessions, csrf_ok, session_key
+from topup.services import merchants
+
+COOKIE = "topup_console"
+LOGIN_COOKIE = "topup_console_login"
+ADMIN_SUBJECT = "admin"
+OPERATOR_PREFIX = "op:"
+
+
+class LoginRequired(Exception):
+    """No (valid) operator session: the page redirects to the login form."""
+
+
+class CsrfFailed(Exception):
+    """A POST without the session's CSRF token, or from another origin."""
+
+
+@dataclass
+class ConsoleAuth:
+    sessions: Sessions
+    throttle: LoginThrottle
+
+    @classmethod
+    def for_container(cls, c: Container) -> ConsoleAuth:
+        s = c.settings
+        secure = (s.public_url or "").startswith("https://")
+        key = session_key(s.admin_token, s.session_secret)
+        return cls(Sessions(key, COOKIE, "operator", secure=secure), LoginThrottle())
+
+
+def console_auth(request: Request) -> ConsoleAuth:
+    return request.app.state.container.extras["console_auth"]  # type: ignore[no-any-return]
+
+
+def display_name(session: Session) -> str:
+    if session.subject == ADMIN_SUBJECT:
+        return "admin (token)"
+    return session.subject.removeprefix(OPERATOR_PREFIX)
+
+
+async def check_credentials(c: Container, username: str, password: str) -> str | None:
+    """The session subject for good credentials, else None. An empty username means the admin token."""
+    if not username:
+        ok = hmac.compare_digest(password.encode(), c.settings.admin_token.encode())
+        return ADMIN_SUBJECT if ok else None
+    async with c.db.transaction() as tx:
+        row = (await tx.conn.execute(select(t.operators).where(t.operators.c.id == username))).first()
+    hashed = row.password_hash if row is not None else None
+    # argon2 costs tens of milliseconds of CPU: keep the event loop free.
+    ok = await asyncio.to_thread(merchants.verify_password, hashed, password)
+    return OPERATOR_PREFIX + username if ok else None
+
+
+async def _operator_exists(c: Container, subject: str) -> bool:
+    if subject == ADMIN_SUBJECT:
+        return True
+    name = subject.removeprefix(OPERATOR_PREFIX)
+    async with c.db.transaction() as tx:
+        row = (await tx.conn.execute(select(t.operators.c.id).where(t.operators.c.id == name))).first()
+    return row is not None
+
+
+async def operator(request: Request) -> Session:
+    """Dependency for every console page: a signed-in operator (an operator removed since is signed out)."""
+    session = console_auth(request).sessions.read(request)
+    if session is None or not await _operator_exists(request.app.state.container, session.subject):
+        raise LoginRequired()
+    return session
+
+
+def same_origin(request: Request) -> bool:
+    """Browsers send Origin on POST; when they do, it must be this site (as addressed or as published)."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    public = request.app.state.container.settings.public_url or ""
+    allowed = {request.headers.get("host", ""), urlsplit(public).netloc} - {""}
+    return urlsplit(origin).netloc in allowed
+
+
+async def operator_post(request: Request) -> Session:
+    """Dependency for every console POST: signed in, same origin, and the form echoes the CSRF token."""
+    session = await operator(request)
+    form = await request.form()
+    submitted = form.get("csrf") or request.headers.get("x-csrf-token")
+    if not same_origin(request) or not csrf_ok(session, str(submitted) if submitted else None):
+        raise CsrfFailed()
+    return session
+
+
+def login_token(request: Request) -> str:
+    """Double-submit token for the login form itself (there is no session yet)."""
+    return request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+
+
+def set_login_cookie(response: Response, token: str) -> None:
+    response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict", path="/console")
+
+
+def safe_next(target: str | None) -> str:
+    """Only ever redirect back into the console (no open redirects)."""
+    if target and target.startswith("/console") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/console"
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = "/console"
+    return RedirectResponse(f"/console/login?next={quote(target, safe='')}", status_code=303)
+
+
+Renderer = Callable[[Request, str, int, str], Response]
+
+
+class ConsoleRoute(APIRoute):
+    """Turns the console's exceptions into pages: login redirect, 403, error page with the message."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            from topup.entrypoints.console.pages import error_page
+
+            try:
+                return await original(request)
+            except LoginRequired:
+                return login_redirect(request)
+            except CsrfFailed:
+                return error_page(
+                    request, 403, "Forbidden", "The form was stale or came from elsewhere. Reload and retry."
+                )
+            except TopupError as e:
+                return error_page(request, e.status, e.code.replace("_", " ").capitalize(), e.message)
+            except RequestValidationError:
+                return error_page(request, 400, "Bad request", "The address has an invalid parameter.")
+
+        return handler

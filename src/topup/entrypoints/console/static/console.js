@@ -1,0 +1,29 @@
+// Small progressive enhancements; every page works without this file.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+  document.querySelectorAll("[data-back]").forEach(function (link) {
+    link.addEventListener("click", function (event) {
+      if (window.history.length > 1) { event.preventDefault(); window.history.back(); }
+    });
+  });
+  var box = document.querySelector("[data-autorefresh]");
+  if (box) {
+    var key = "topup-console-autorefresh";
+    box.checked = window.localStorage.getItem(key) === "1";
+    var timer = null;
+    var arm = function () {
+      if (timer) window.clearTimeout(timer);
+      timer = box.checked ? window.setTimeout(function () { window.location.reload(); }, 10000) : null;
+    };
+    box.addEventListener("change", function () {
+      window.localStorage.setItem(key, box.checked ? "1" : "0");
+      arm();
+    });
+    arm();
+  }
+})();

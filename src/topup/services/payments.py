@@ -1,0 +1,473 @@
+"""Payments: one combined payment for a set of `pending_payment` orders, by balance or the sandbox gateway.
+
+The port other features use is `Payments.create / get / render / close_pending`; settlement is reported
+to them through `on_settled` hooks (batches keep their status with one). The sandbox gateway is a
+stand-in for a third-party payment provider: a hosted pay page whose Pay / Decline buttons queue a
+signed asynchronous notify (`POST /sandbox/notify`) back to this service, like a real gateway would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from topup import signing
+from topup.adapters.db import tables as t
+from topup.adapters.db.engine import Database, Tx
+from topup.adapters.db.helpers import new_id
+from topup.domain import ledger as L
+from topup.domain.errors import InvalidRequest, InvalidState, NotFound
+from topup.domain.orders import OrderStatus
+from topup.domain.payments import PaymentMethod, PaymentStatus, parse_notify
+from topup.services import jobs, ledger
+from topup.services.fulfilment import record_exception
+from topup.services.jobs import Job
+from topup.services.orders import render as render_order_row
+
+log = structlog.get_logger()
+
+SettledHook = Callable[[Tx, Any, PaymentStatus], Awaitable[None]]
+OrderHook = Callable[[Tx, Any], Awaitable[None]]
+
+NOTIFY_PATH = "/sandbox/notify"
+EXPIRE_JOB = "payment_expire"
+GATEWAY_NOTIFY_JOB = "sandbox_notify"
+# Keep IN (...) lists well under every driver's bind-parameter limit.
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Payable:
+    """One order to pay for, with its price."""
+
+    order_id: str
+    price: int
+
+
+def sandbox_secret(admin_token: str, configured: str | None) -> str:
+    """The secret the sandbox gateway signs notifies with: TOPUP_SANDBOX_SECRET, else derived."""
+    if configured:
+        return configured
+    return hashlib.sha256(b"topup-sandbox-gateway:" + admin_token.encode()).hexdigest()
+
+
+async def enqueue_routes(tx: Tx, order_ids: list[str]) -> None:
+    """A `route` job per order (the same job `services.orders` queues for a single order)."""
+    await enqueue_many(tx, "route", [(f"route:{oid}", {"order_id": oid}) for oid in order_ids])
+
+
+async def emit_cancelled(tx: Tx, rows: list[Any]) -> None:
+    """The outbox's `order.cancelled` event and webhook delivery for many orders in a few statements.
+
+    Same rows as `outbox.emit_final` writes one order at a time (which costs ~6 round trips an order:
+    minutes for a 10,000-row batch on SQLite). Cancelled batch orders never had an attempt.
+    """
+    if not rows:
+        return
+    merchant_urls: dict[str, str | None] = {}
+    for mid in {r.merchant_id for r in rows}:
+        merchant_urls[mid] = (
+            await tx.conn.execute(select(t.merchants.c.notify_url).where(t.merchants.c.id == mid))
+        ).scalar()
+    events, deliveries, notify_jobs = [], [], []
+    for r in rows:
+        event_id = new_id("evt", tx.now)
+        etype = f"order.{r.status}"
+        events.append(
+            {
+                "id": event_id,
+                "merchant_id": r.merchant_id,
+                "order_id": r.id,
+                "type": etype,
+                "payload": {"event_id": event_id, "type": etype, "order": render_order_row(r, [])},
+                "created_at": tx.now,
+            }
+        )
+        url = r.notify_url or merchant_urls.get(r.merchant_id)
+        if url:
+            deliveries.append(
+                {
+                    "event_id": event_id,
+                    "merchant_id": r.merchant_id,
+                    "order_id": r.id,
+                    "url": url,
+                    "status": "pending",
+                    "tries": 0,
+                    "next_at": tx.now,
+                    "created_at": tx.now,
+                }
+            )
+            notify_jobs.append((f"notify:{event_id}", {"event_id": event_id}))
+    await tx.conn.execute(t.events.insert(), events)
+    if deliveries:
+        await tx.conn.execute(t.deliveries.insert(), deliveries)
+        await enqueue_many(tx, "notify", notify_jobs)
+    if tx.is_postgres:
+        for mid in merchant_urls:
+            await tx.conn.execute(text("SELECT pg_notify('topup_events', :m)"), {"m": mid})
+    tx.events_emitted = True
+
+
+async def enqueue_many(tx: Tx, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Many jobs of one kind. The first goes through jobs.enqueue (which arranges the wake-up after
+    commit); the rest are one executemany of the same rows, so 10,000 jobs stay quick."""
+    if not items:
+        return
+    (key, payload), rest = items[0], items[1:]
+    await jobs.enqueue(tx, kind, key, payload)
+    if not rest:
+        return
+    dialect = postgresql if tx.is_postgres else sqlite
+    stmt = dialect.insert(t.jobs).on_conflict_do_nothing(index_elements=["key"])
+    await tx.conn.execute(
+        stmt,
+        [
+            {"kind": kind, "key": k, "payload": p, "run_at": tx.now, "tries": 0, "created_at": tx.now}
+            for k, p in rest
+        ],
+    )
+
+
+def _chunks(items: list[str], size: int = CHUNK) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@dataclass
+class Payments:
+    """The payment system's ports: database, HTTP client (the gateway's notify), public base URL, secret."""
+
+    db: Database
+    http: httpx.AsyncClient
+    public_base: str
+    secret: str
+    ttl_s: float
+    now: Callable[[], float]
+    # Called in the transaction that settles a payment (paid / declined / expired).
+    on_settled: list[SettledHook] = field(default_factory=list)
+    # Called for each order this module cancels (the order-final hooks of other features).
+    order_final_hooks: Callable[[], list[OrderHook]] = lambda: []
+
+    # ---- the merchant side ----------------------------------------------------------------------
+
+    async def create(
+        self,
+        tx: Tx,
+        merchant_id: str,
+        method: PaymentMethod,
+        orders: list[Payable],
+        batch_id: str | None = None,
+    ) -> Any:
+        """One payment for every given order. `balance` pays at once (402 and nothing changes if short);
+        `sandbox` stays pending until the gateway's notify or the expiry."""
+        if not orders:
+            raise InvalidState("nothing to pay: no order is waiting for payment")
+        amount = sum(o.price for o in orders)
+        payment_id = new_id("pay", tx.now)
+        is_balance = method is PaymentMethod.BALANCE
+        await tx.conn.execute(
+            t.payments.insert().values(
+                id=payment_id,
+                merchant_id=merchant_id,
+                batch_id=batch_id,
+                method=str(method),
+                amount=amount,
+                status=str(PaymentStatus.PAID if is_balance else PaymentStatus.PENDING),
+                refunded=0,
+                expires_at=None if is_balance else tx.now + self.ttl_s,
+                created_at=tx.now,
+                paid_at=tx.now if is_balance else None,
+                updated_at=tx.now,
+            )
+        )
+        if is_balance:
+            # One transfer of the total; raises InsufficientBalance and the whole request rolls back.
+            await ledger.post(
+                tx,
+                L.TransferKind.BATCH_PAYMENT,
+                payment_id,
+                L.transfer(L.available_account(merchant_id), L.held_account(merchant_id), amount),
+                merchant_id=merchant_id,
+                payment_id=payment_id,
+            )
+        ids = [o.order_id for o in orders]
+        values: dict[str, Any] = {"payment_id": payment_id, "updated_at": tx.now}
+        if is_balance:
+            values.update(status=str(OrderStatus.PROCESSING), funding="balance")
+        changed = 0
+        for chunk in _chunks(ids):
+            res = await tx.conn.execute(
+                update(t.orders)
+                .where(
+                    t.orders.c.id.in_(chunk),
+                    t.orders.c.merchant_id == merchant_id,
+                    t.orders.c.status == str(OrderStatus.PENDING_PAYMENT),
+                )
+                .values(**values)
+            )
+            changed += res.rowcount
+        if changed != len(ids):
+            raise InvalidState("some orders are no longer waiting for payment; nothing was charged")
+        if is_balance:
+            await self._start_orders(tx, ids, payment_id, "balance")
+        else:
+            await jobs.enqueue(
+                tx, EXPIRE_JOB, f"{EXPIRE_JOB}:{payment_id}", {"payment_id": payment_id}, tx.now + self.ttl_s
+            )
+        return await self.get(tx, payment_id)
+
+    async def get(self, tx: Tx, payment_id: str, for_update: bool = False) -> Any:
+        stmt = select(t.payments).where(t.payments.c.id == payment_id)
+        if for_update and tx.is_postgres:
+            stmt = stmt.with_for_update()
+        row = (await tx.conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"payment {payment_id} not found")
+        return row
+
+    async def render(self, tx: Tx, payment: Any) -> dict[str, Any]:
+        ids = (
+            await tx.conn.execute(
+                select(t.orders.c.id).where(t.orders.c.payment_id == payment.id).order_by(t.orders.c.id)
+            )
+        ).scalars()
+        out: dict[str, Any] = {
+            "payment_id": payment.id,
+            "method": payment.method,
+            "amount": int(payment.amount),
+            "status": payment.status,
+            "order_ids": list(ids),
+            "refunded": int(payment.refunded or 0),
+        }
+        if payment.method == PaymentMethod.SANDBOX:
+            out["pay_url"] = self.pay_url(payment.id)
+            out["expires_at"] = payment.expires_at
+        return out
+
+    def pay_url(self, payment_id: str) -> str:
+        return f"{self.public_base}/sandbox/pay/{payment_id}"
+
+    async def close_pending(self, tx: Tx, payment_id: str) -> bool:
+        """Close a pending sandbox payment whose orders were cancelled elsewhere (batch cancel)."""
+        res = await tx.conn.execute(
+            update(t.payments)
+            .where(t.payments.c.id == payment_id, t.payments.c.status == str(PaymentStatus.PENDING))
+            .values(status=str(PaymentStatus.EXPIRED), updated_at=tx.now)
+        )
+        if res.rowcount == 1:
+            await jobs.delete_key(tx, f"{EXPIRE_JOB}:{payment_id}")
+        return bool(res.rowcount)
+
+    # ---- settlement ----------------------------------------------------------------------------
+
+    async def apply_notify(self, tx: Tx, body: Any) -> str:
+        """A verified sandbox notify: settle the payment once; a repeat is a no-op."""
+        payment_id, outcome, amount = parse_notify(body)
+        payment = await self.get(tx, payment_id, for_update=True)
+        if payment.method != PaymentMethod.SANDBOX:
+            raise InvalidRequest(f"payment {payment_id} is not a sandbox payment")
+        if outcome is PaymentStatus.PAID and amount != int(payment.amount):
+            raise InvalidRequest(f"amount {amount} does not match the payment's {int(payment.amount)}")
+        values: dict[str, Any] = {"status": str(outcome), "updated_at": tx.now}
+        if outcome is PaymentStatus.PAID:
+            values["paid_at"] = tx.now
+        res = await tx.conn.execute(
+            update(t.payments)
+            .where(t.payments.c.id == payment_id, t.payments.c.status == str(PaymentStatus.PENDING))
+            .values(**values)
+        )
+        if res.rowcount != 1:
+            if payment.status == outcome:
+                return "repeat"
+            if outcome is PaymentStatus.PAID:
+                # The gateway took money for a payment we had already closed: a person must refund it.
+                await record_exception(
+                    tx,
+                    "late_payment",
+                    None,
+                    payment_id,
+                    None,
+                    {"payment_status": payment.status, "amount": amount, "batch_id": payment.batch_id},
+                )
+                return "late_payment"
+            return "ignored"
+        await jobs.delete_key(tx, f"{EXPIRE_JOB}:{payment_id}")
+        payment = await self.get(tx, payment_id)
+        if outcome is PaymentStatus.PAID:
+            await ledger.post(
+                tx,
+                L.TransferKind.BATCH_PAYMENT,
+                payment_id,
+                L.transfer(L.WORLD_SANDBOX, L.SANDBOX_HELD, int(payment.amount)),
+                merchant_id=payment.merchant_id,
+                payment_id=payment_id,
+            )
+            ids = await self._pending_order_ids(tx, payment_id)
+            for chunk in _chunks(ids):
+                await tx.conn.execute(
+                    update(t.orders)
+                    .where(t.orders.c.id.in_(chunk), t.orders.c.status == str(OrderStatus.PENDING_PAYMENT))
+                    .values(status=str(OrderStatus.PROCESSING), funding="sandbox", updated_at=tx.now)
+                )
+            await self._start_orders(tx, ids, payment_id, "sandbox")
+        else:
+            await self.cancel_orders(tx, await self._pending_order_ids(tx, payment_id), "payment_declined")
+        for hook in self.on_settled:
+            await hook(tx, payment, outcome)
+        return str(outcome)
+
+    async def expire(self, tx: Tx, payment_id: str) -> bool:
+        """An unpaid sandbox payment past its time: expire it and cancel its orders."""
+        payment = await self.get(tx, payment_id, for_update=True)
+        res = await tx.conn.execute(
+            update(t.payments)
+            .where(t.payments.c.id == payment_id, t.payments.c.status == str(PaymentStatus.PENDING))
+            .values(status=str(PaymentStatus.EXPIRED), updated_at=tx.now)
+        )
+        if res.rowcount != 1:
+            return False
+        await self.cancel_orders(tx, await self._pending_order_ids(tx, payment_id), "payment_expired")
+        for hook in self.on_settled:
+            await hook(tx, payment, PaymentStatus.EXPIRED)
+        return True
+
+    async def handle_expire_job(self, job: Job) -> None:
+        async with self.db.transaction() as tx:
+            await self.expire(tx, job.payload["payment_id"])
+            await jobs.finish(tx, job.id)
+
+    async def _pending_order_ids(self, tx: Tx, payment_id: str) -> list[str]:
+        return list(
+            (
+                await tx.conn.execute(
+                    select(t.orders.c.id)
+                    .where(
+                        t.orders.c.payment_id == payment_id,
+                        t.orders.c.status == str(OrderStatus.PENDING_PAYMENT),
+                    )
+                    .order_by(t.orders.c.id)
+                )
+            ).scalars()
+        )
+
+    async def _start_orders(self, tx: Tx, ids: list[str], payment_id: str, funding: str) -> None:
+        if ids:
+            await tx.conn.execute(
+                t.order_events.insert(),
+                [
+                    {
+                        "order_id": oid,
+                        "attempt_no": None,
+                        "kind": "paid",
+                        "detail": {"payment_id": payment_id, "funding": funding},
+                        "at": tx.now,
+                    }
+                    for oid in ids
+                ],
+            )
+        await enqueue_routes(tx, ids)
+
+    async def cancel_orders(self, tx: Tx, ids: list[str], reason: str) -> list[str]:
+        """pending_payment -> cancelled (nothing was held, so nothing to refund); one event each."""
+        cancelled: list[str] = []
+        for chunk in _chunks(ids):
+            mine = list(
+                (
+                    await tx.conn.execute(
+                        select(t.orders.c.id).where(
+                            t.orders.c.id.in_(chunk), t.orders.c.status == str(OrderStatus.PENDING_PAYMENT)
+                        )
+                    )
+                ).scalars()
+            )
+            if not mine:
+                continue
+            await tx.conn.execute(
+                update(t.orders)
+                .where(t.orders.c.id.in_(mine), t.orders.c.status == str(OrderStatus.PENDING_PAYMENT))
+                .values(
+                    status=str(OrderStatus.CANCELLED),
+                    failure_reason=reason,
+                    updated_at=tx.now,
+                    completed_at=tx.now,
+                )
+            )
+            cancelled.extend(mine)
+        if not cancelled:
+            return cancelled
+        await tx.conn.execute(
+            t.order_events.insert(),
+            [
+                {
+                    "order_id": oid,
+                    "attempt_no": None,
+                    "kind": "order_cancelled",
+                    "detail": {"reason": reason},
+                    "at": tx.now,
+                }
+                for oid in cancelled
+            ],
+        )
+        rows: list[Any] = []
+        for chunk in _chunks(cancelled):
+            rows.extend((await tx.conn.execute(select(t.orders).where(t.orders.c.id.in_(chunk)))).all())
+        await emit_cancelled(tx, rows)
+        hooks = self.order_final_hooks()
+        for order in rows:
+            for hook in hooks:
+                await hook(tx, order)
+        return cancelled
+
+    # ---- the sandbox gateway (a stand-in third party) ---------------------------------------------
+
+    def page_token(self, payment_id: str) -> str:
+        """Ties the hosted page's form to its payment, so another site cannot post a decision."""
+        return hmac.new(self.secret.encode(), f"pay:{payment_id}".encode(), hashlib.sha256).hexdigest()
+
+    async def gateway_decide(self, tx: Tx, payment_id: str, decision: str, token: str) -> Any:
+        """The payer pressed Pay or Decline: the gateway queues its notify (sent after commit, retried)."""
+        if not hmac.compare_digest(self.page_token(payment_id), token or ""):
+            raise InvalidRequest("this form does not belong to the payment")
+        if decision not in ("paid", "declined"):
+            raise InvalidRequest("decision: paid or declined")
+        payment = await self.get(tx, payment_id)
+        if payment.status != PaymentStatus.PENDING:
+            raise InvalidState(f"payment is already {payment.status}")
+        if payment.expires_at is not None and tx.now >= payment.expires_at:
+            raise InvalidState("payment has expired")
+        await jobs.enqueue(
+            tx,
+            GATEWAY_NOTIFY_JOB,
+            f"{GATEWAY_NOTIFY_JOB}:{payment_id}",
+            {"payment_id": payment_id, "status": decision, "amount": int(payment.amount)},
+        )
+        return payment
+
+    async def handle_gateway_notify_job(self, job: Job) -> None:
+        """Send the signed notify; anything but 2xx raises and the worker retries with backoff."""
+        body = orjson.dumps(
+            {
+                "payment_id": job.payload["payment_id"],
+                "status": job.payload["status"],
+                "amount": job.payload["amount"],
+                "gateway_txn_id": f"sbx_{job.id}",
+            }
+        )
+        headers = signing.signed_headers(self.secret, "POST", NOTIFY_PATH, body, self.now())
+        headers["Content-Type"] = "application/json"
+        r = await self.http.post(
+            f"{self.public_base}{NOTIFY_PATH}", content=body, headers=headers, timeout=10
+        )
+        if r.status_code // 100 != 2:
+            raise RuntimeError(f"sandbox notify answered {r.status_code}: {r.text[:200]}")
+        async with self.db.transaction() as tx:
+            await jobs.finish(tx, job.id)

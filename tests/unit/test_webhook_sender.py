@@ -1,0 +1,98 @@
+"""HttpWebhookSender against httpx.MockTransport: what is sent, how it is signed, every outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import orjson
+import pytest
+
+from topup.adapters.notify.webhook import (
+    FakeWebhookSender,
+    HttpWebhookSender,
+    Webhook,
+)
+from topup.signing import verify
+
+NOW = 1_700_000_000.0
+BODY = orjson.dumps({"event_id": "evt_1", "type": "order.succeeded", "order": {"order_id": "ord_1"}})
+
+
+def hook(url: str = "https://merchant.example/cb?x=1", **kw: object) -> Webhook:
+    return Webhook(url=url, body=BODY, merchant_id="m1", secret="s3cret", event_id="evt_1", **kw)  # type: ignore[arg-type]
+
+
+def sender(handler: Callable[[httpx.Request], httpx.Response], **kw: object) -> HttpWebhookSender:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return HttpWebhookSender(http, now=lambda: NOW, **kw)  # type: ignore[arg-type]
+
+
+async def test_posts_the_body_signed_with_the_merchant_secret() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    result = await sender(handler).send(hook())
+    assert result.ok and result.status_code == 204 and result.error is None
+    (req,) = seen
+    assert req.method == "POST" and req.content == BODY
+    assert req.headers["X-Merchant-Id"] == "m1" and req.headers["X-Event-Id"] == "evt_1"
+    assert req.headers["Content-Type"] == "application/json"
+    # The signature covers the path with its query, exactly as sent.
+    verify("s3cret", req.headers, "POST", "/cb?x=1", req.content, NOW)
+
+
+@pytest.mark.parametrize(
+    ("status", "ok"), [(200, True), (299, True), (302, False), (404, False), (500, False)]
+)
+async def test_only_2xx_acknowledges(status: int, ok: bool) -> None:
+    result = await sender(lambda _r: httpx.Response(status, headers={"Location": "/elsewhere"})).send(hook())
+    assert result.ok is ok and result.status_code == status
+    assert (result.error is None) is ok
+
+
+async def test_timeouts_and_network_errors_are_failed_tries() -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    timed_out = await sender(slow, timeout_s=0.5).send(hook())
+    assert (
+        not timed_out.ok
+        and timed_out.status_code is None
+        and "timed out after 0.5 s" in (timed_out.error or "")
+    )
+    refused = await sender(down).send(hook())
+    assert not refused.ok and "ConnectError" in (refused.error or "") and not refused.permanent
+
+
+async def test_per_order_urls_on_private_addresses_are_refused() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200)
+
+    refused = await sender(handler).send(hook("http://127.0.0.1:9/cb", check_address=True))
+    assert refused.permanent and not refused.ok and "non-public address" in (refused.error or "")
+    assert calls == []
+    allowed = await sender(handler, allow_private=True).send(
+        hook("http://127.0.0.1:9/cb", check_address=True)
+    )
+    assert allowed.ok
+    trusted = await sender(handler).send(hook("http://127.0.0.1:9/cb"))  # the merchant's own default
+    assert trusted.ok
+
+
+async def test_fake_sender_records_and_answers_from_its_script() -> None:
+    fake = FakeWebhookSender()
+    fake.answer([500, None])
+    results = [await fake.send(hook()) for _ in range(3)]
+    assert [r.status_code for r in results] == [500, None, 200]
+    assert [r.ok for r in results] == [False, False, True]
+    assert len(fake.sent) == 3 and fake.sent[0].event_id == "evt_1"
