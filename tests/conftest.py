@@ -71,7 +71,7 @@ def start_platform(database_url: str, ws: str = "websockets-sansio", **overrides
         public_url=f"http://127.0.0.1:{port}",
         worker_poll_s=0.05,
         allow_private_notify_urls=True,
-        **overrides,
+        **{"db_pool_size": 4, **overrides},
     )
     container = bootstrap.build(settings)
     hooks = bootstrap.install_plugins(container)

@@ -65,16 +65,26 @@ def order_context(
         yield
 
 
-# Libraries whose DEBUG output carries raw statement parameters, headers or frames (secrets included).
-_RAW_DATA_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "httpcore", "httpx", "websockets", "hpack")
+# Libraries whose DEBUG/INFO output carries raw SQL, statement parameters, URLs or frames (secrets
+# included), or is one line per request: they only say what is a warning or worse.
+_RAW_DATA_LOGGERS = (
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy",
+    "httpcore",
+    "httpx",
+    "websockets",
+    "hpack",
+    "alembic",
+)
 
 
 def configure(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
     for name in _RAW_DATA_LOGGERS:
-        # They bypass the redaction below, so even at DEBUG they only say what is INFO or worse.
-        logging.getLogger(name).setLevel(max(level, logging.INFO))
+        # They bypass the redaction below.
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     renderer: Any = (
         structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer()
     )

@@ -121,6 +121,8 @@ def test_no_query_support_abandons_at_timeout(platform: Platform, sim) -> None:
     setup_airtime(
         platform, sim, {"supA": {"silent_ratio": 1.0}, "supB": {}}, timeout_s=0.3, supports_query=False
     )
+    # supB answers; give it a generous timeout so a loaded machine cannot make it look silent.
+    platform.channel("supB", sim.base_url("supB"), timeout_s=10, max_wait_s=20, supports_query=False)
     m = platform.merchant(balance=BALANCE)
     order = platform.wait_order(m.order("N-1").json()["order_id"])
     assert channels_tried(order) == [("supA", "abandoned"), ("supB", "succeeded")]

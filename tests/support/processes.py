@@ -54,6 +54,8 @@ def platform_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
             "TOPUP_WORKER_POLL_S": "0.05",
             "TOPUP_ALLOW_PRIVATE_NOTIFY_URLS": "true",
             "TOPUP_LOG_LEVEL": "WARNING",
+            # Several processes share one PostgreSQL server (max_connections 100) during tests.
+            "TOPUP_DB_POOL_SIZE": "4",
             **extra,
         }
     )
