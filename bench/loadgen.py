@@ -41,6 +41,7 @@ class Merchant:
             httpx.AsyncClient(base_url=u, limits=limits, timeout=60.0, trust_env=False) for u in spec["urls"]
         ]
         self.records: list[list[Any]] = []
+        self.retries = 0
 
     async def place(self, i: int, scheduled_at: float) -> None:
         spec = self.spec
@@ -58,14 +59,24 @@ class Merchant:
         headers["X-Merchant-Id"] = spec["merchant_id"]
         headers["Content-Type"] = "application/json"
         client = self.clients[i % len(self.clients)]
-        status, order_id = 0, None
-        try:
-            r = await client.post("/v1/orders", content=body, headers=headers)
+        status, order_id, tries = 0, None, 0
+        while tries < 3:
+            tries += 1
+            try:
+                r = await client.post("/v1/orders", content=body, headers=headers)
+            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError) as e:
+                # A keep-alive connection the server closed as we reused it: a merchant retries, and
+                # the same merchant_order_id makes the retry safe (idempotent intake).
+                print(f"loadgen: {mid}: {type(e).__name__}: {e} (try {tries})", file=sys.stderr)
+                self.retries += 1
+                continue
+            except httpx.HTTPError as e:
+                print(f"loadgen: {mid}: {type(e).__name__}: {e}", file=sys.stderr)
+                break
             status = r.status_code
             if status in (200, 201):
                 order_id = orjson.loads(r.content)["order_id"]
-        except httpx.HTTPError as e:
-            print(f"loadgen: {mid}: {type(e).__name__}: {e}", file=sys.stderr)
+            break
         self.records.append([mid, scheduled_at, sent, time.time(), status, order_id])
 
     async def run(self) -> dict[str, Any]:
@@ -104,6 +115,7 @@ class Merchant:
             "started_at": start,
             "finished_at": end,
             "cpu_s": time.process_time(),
+            "retries": self.retries,
             "records": self.records,
         }
 

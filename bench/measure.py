@@ -124,6 +124,17 @@ class Observer:
         rows = await self._conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
         return [int(r[0]) for r in rows]
 
+    async def xacts(self) -> int | None:
+        """Transactions committed or rolled back in this database so far (PostgreSQL statistics)."""
+        if not self.pg:
+            return None
+        await self._conn.execute("SELECT pg_stat_clear_snapshot()")
+        return int(
+            await self._conn.fetchval(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+            )
+        )
+
     async def jobs_left(self) -> int:
         rows = await self._fetch(
             "SELECT count(*) FROM jobs WHERE kind IN ('route', 'deadline')",

@@ -89,7 +89,8 @@ def text_summary(result: dict[str, Any]) -> str:
     for ph in result["phases"]:
         lines += [
             f"\n[{ph['name']}] {ph['orders']} orders, offered {ph['offered']}",
-            f"  accepted   {ph['accepted']} ({ph['accepted_per_s']} orders/s), non-2xx {ph['rejected']}",
+            f"  accepted   {ph['accepted']} ({ph['accepted_per_s']} orders/s), non-2xx {ph['rejected']}, "
+            f"merchant retries after a dropped connection {ph.get('client_retries', 0)}",
             f"  completed  {ph['completed']} ({ph['completed_per_s']} orders/s, intake to final state)",
             f"  statuses   {ph['statuses']}",
             f"  intake     {_ms(ph['intake_latency'])}  (from the scheduled send time)",
@@ -102,6 +103,8 @@ def text_summary(result: dict[str, Any]) -> str:
                 f"(python {cpu['platform_python_ms_per_order']}); seconds {cpu['seconds']}, "
                 f"machine {cpu['machine_total_s']}, not ours {cpu['other_s']}"
             )
+        if ph.get("db_transactions_per_order") is not None:
+            lines.append(f"  database   {ph['db_transactions_per_order']} transactions per order")
         for cause, s in ph["failover_delay"].items():
             lines.append(f"  failover   {cause:22s} {_ms(s)}")
     b = result.get("batch") or {}

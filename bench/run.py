@@ -71,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="a short smoke run")
     ap.add_argument("--label", default="", help="a note stored with the results")
     ap.add_argument("--out", default=str(ROOT / "results"), help="results root directory")
+    ap.add_argument(
+        "--pool-size",
+        type=int,
+        default=5,
+        help="TOPUP_DB_POOL_SIZE per process (max pool+2*pool connections each; PostgreSQL allows 100)",
+    )
     ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the topup processes")
     args = ap.parse_args(argv)
     if args.quick:
@@ -99,6 +105,7 @@ class Bench:
         self.sim_url = ""
         self.sink_url = ""
         self.admin: httpx.AsyncClient | None = None
+        self.partial: list[dict[str, Any]] = []
 
     # ---- processes -------------------------------------------------------------------------------
 
@@ -111,6 +118,7 @@ class Bench:
                 "TOPUP_PUBLIC_URL": f"http://127.0.0.1:{public_port}",
                 "TOPUP_ALLOW_PRIVATE_NOTIFY_URLS": "true",
                 "TOPUP_LOG_LEVEL": "WARNING",
+                "TOPUP_DB_POOL_SIZE": str(self.args.pool_size),
             }
         )
         for kv in self.args.env:
@@ -332,6 +340,7 @@ class Bench:
             f"[{name}] {a.orders} orders, {'flat out' if not rate else f'{rate:g}/s offered'} ...", flush=True
         )
         cpu0 = await self.cpu(obs)
+        xact0 = await obs.xacts()
         log = (self.logs / f"loadgen-{name}.log").open("ab")
         gen = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.loadgen", str(spec_path), str(out_path), stdout=log, stderr=log
@@ -349,6 +358,7 @@ class Bench:
                 break
             await asyncio.sleep(0.25)
         cpu1 = await self.cpu(obs)
+        xact1 = await obs.xacts()
         rows = await obs.orders(merchant)
         records = lg["records"]
         ok = [r for r in records if r[4] in (200, 201)]
@@ -365,6 +375,7 @@ class Bench:
             "rate": rate,
             "accepted": len(ok),
             "rejected": len(records) - len(ok),
+            "client_retries": lg.get("retries", 0),
             "accepted_per_s": round(len(ok) / accept_span, 1) if accept_span else None,
             "completed": len(done),
             "completed_per_s": round(len(done) / complete_span, 1) if complete_span else None,
@@ -376,6 +387,9 @@ class Bench:
             "completion_latency": summary_ms([r[3] - r[2] for r in done]),
             "failover_delay": failover_summary(failovers),
             "cpu": self.cpu_delta(cpu0, cpu1, lg.get("cpu_s", 0.0), len(done)),
+            "db_transactions_per_order": (
+                round((xact1 - xact0) / len(done), 1) if xact0 is not None and xact1 and done else None
+            ),
             "_start": start,
             "_accepted_at": [r[3] for r in ok],
             "_intake_s": [r[3] - r[1] for r in ok],
@@ -423,6 +437,9 @@ class Bench:
                 "placed_s": round(placed_s, 3),
             }
             if a.no_batch_pay:
+                # Unpaid orders wait for payment forever: cancel the batch so every order ends final.
+                c = await signed("POST", f"/v1/batches/{b['batch_id']}/cancel")
+                out["cancel_http_status"] = c.status_code
                 return out
             t1 = time.time()
             p = await signed(
@@ -451,13 +468,23 @@ class Bench:
 
     # ---- checks ------------------------------------------------------------------------------------
 
+    async def _sim_stats(self) -> dict[str, Any]:
+        """The simulator's per-ref dispatch counts (it may still be busy retrying callbacks)."""
+        async with httpx.AsyncClient(trust_env=False, timeout=120) as client:
+            for attempt in range(3):
+                try:
+                    return (await client.get(f"{self.sim_url}/control/stats")).json()  # type: ignore[no-any-return]
+                except httpx.HTTPError:
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(5)
+        raise AssertionError("unreachable")
+
     async def verdict(
         self, obs: Observer, phases: list[dict[str, Any]], merchants: list[str]
     ) -> dict[str, Any]:
         assert self.admin is not None
-        stats = (
-            await httpx.AsyncClient(trust_env=False).get(f"{self.sim_url}/control/stats", timeout=60)
-        ).json()
+        stats = await self._sim_stats()
         twice = {
             f"{code}:{ref}": n
             for code, ch in stats["channels"].items()
@@ -504,6 +531,7 @@ class Bench:
             phases = []
             for name, rate in zip(names, rates, strict=True):
                 phases.append(await self.phase(obs, name, f"bench-{name}", rate))
+                self.partial = phases
                 await asyncio.sleep(1.0)
             batch: dict[str, Any] = {"skipped": "--batch-rows 0"}
             if a.batch_rows:
@@ -517,7 +545,9 @@ class Bench:
         pgbench: dict[str, Any] = {"skipped": "SQLite run" if a.sqlite else "--no-pgbench"}
         if not a.sqlite and not a.no_pgbench:
             print(f"[pgbench] -s {a.pgbench_scale}, -c 4 -j 2 -T {a.pgbench_seconds} ...", flush=True)
-            pgbench = procs.run_pgbench(a.pgbench_scale, 4, 2, a.pgbench_seconds, self.logs)
+            pgbench = await asyncio.to_thread(
+                procs.run_pgbench, a.pgbench_scale, 4, 2, a.pgbench_seconds, self.logs
+            )
         memory = {
             n: {
                 "start_kib": rss_start.get(n),
@@ -580,6 +610,10 @@ def main(argv: list[str] | None = None) -> int:
         bench.start()
         result = asyncio.run(bench.run())
     except BaseException:
+        if bench.partial:
+            done = [{k: v for k, v in p.items() if not k.startswith("_")} for p in bench.partial]
+            (bench.dir / "results-partial.json").write_text(dumps({"phases": done}))
+            print(f"partial results (phases that finished): {bench.dir / 'results-partial.json'}")
         for p in bench.procs:
             if not p.alive():
                 print(f"--- {p.name} exited early:\n{p.tail()}", file=sys.stderr)

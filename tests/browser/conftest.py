@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, start_platform
+from tests.conftest import IN_CI
 from tests.support.platform import Platform
 
 CHROMIUM = os.environ.get("TOPUP_CHROMIUM", "/usr/bin/chromium")
@@ -35,13 +36,15 @@ def _require_chromium() -> None:
 
 
 @pytest.fixture
-def web_platform(tmp_path: Path) -> Iterator[Platform]:
-    server, p = start_platform(f"sqlite:///{tmp_path}/topup.db")
-    try:
-        yield p
-    finally:
-        p.admin.close()
-        server.stop()
+def database_url(tmp_path: Path) -> str:
+    """The browser tests run on SQLite only (overrides the SQLite + PostgreSQL parametrised fixture)."""
+    return f"sqlite:///{tmp_path}/topup.db"
+
+
+@pytest.fixture
+def web_platform(platform: Platform) -> Platform:
+    """A running platform (`tests.conftest.platform`, i.e. `start_platform`) on SQLite."""
+    return platform
 
 
 @pytest.fixture
@@ -57,15 +60,22 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+@contextmanager
+def open_page(browser: Any, **context_options: Any) -> Iterator[Any]:
+    """A page in a fresh browser context (closed afterwards), with a 15 s default timeout."""
+    ctx = browser.new_context(**context_options)
     pg = ctx.new_page()
     pg.set_default_timeout(15_000)
     try:
         yield pg
     finally:
         ctx.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    with open_page(browser, accept_downloads=True, viewport={"width": 1280, "height": 900}) as pg:
+        yield pg
 
 
 @pytest.fixture

@@ -2,64 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.conftest import SHOTS, open_page
 from tests.support.platform import ADMIN_TOKEN, Platform, setup_airtime
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("TOPUP_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 ACCOUNT = "13800138000"
 
 
-def _require_chromium() -> None:
-    if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"Chromium not found at {CHROMIUM}; under CI the browser tests must run")
-    pytest.skip(f"Chromium not found at {CHROMIUM}")
-
-
 @pytest.fixture
-def sqlite_platform(tmp_path: Path) -> Iterator[Platform]:
-    from tests.conftest import start_platform
-
-    server, p = start_platform(f"sqlite:///{tmp_path}/topup.db")
-    try:
-        yield p
-    finally:
-        p.admin.close()
-        server.stop()
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
+def page(browser: Any) -> Iterator[Any]:
+    """The console's page: wider, and it records script errors and CSP violations in `page.problems`."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1360, "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(15_000)
+    with open_page(browser, viewport={"width": 1360, "height": 900}) as pg:
         problems: list[str] = []
         # Script errors and CSP violations; refused logins and forms (401/400) are expected page loads.
         pg.on(
@@ -71,12 +31,8 @@ def page() -> Iterator[Any]:
             ),
         )
         pg.on("pageerror", lambda e: problems.append(str(e)))
-        pg.problems = problems  # type: ignore[attr-defined]
-        try:
-            yield pg
-        finally:
-            context.close()
-            browser.close()
+        pg.problems = problems
+        yield pg
 
 
 def shot(page: Any, name: str) -> None:
@@ -88,12 +44,10 @@ def channel(platform: Platform, code: str) -> dict[str, Any]:
     return next(ch for ch in items if ch["code"] == code)  # type: ignore[no-any-return]
 
 
-def test_operator_traces_a_failover_and_edits_a_channel(
-    sqlite_platform: Platform, sim: Any, page: Any
-) -> None:
+def test_operator_traces_a_failover_and_edits_a_channel(web_platform: Platform, sim: Any, page: Any) -> None:
     from playwright.sync_api import expect
 
-    p = sqlite_platform
+    p = web_platform
     setup_airtime(p, sim, {"supA": {"fail_accounts": [ACCOUNT]}, "supB": {}})
     m = p.merchant()
     order_id = m.order("B-1", account=ACCOUNT).json()["order_id"]

@@ -225,12 +225,12 @@ def test_kill9_workers_at_random_moments_loses_and_doubles_nothing(
     try:
         setup_airtime(p, sim, channels(rng.randrange(1000)), timeout_s=0.5, max_wait_s=1.0)
         m = p.merchant("mk", balance=BALANCE)
-        load = Load(m, "KW", 150)
+        load = Load(m, "KW", 100)
         warm_up(p, m, load)
         th = load.start(pace_s=0.01)
         # Kill a random worker at random moments while the load runs; bring it back a little later.
-        for _ in range(4):
-            time.sleep(rng.uniform(0.2, 0.8))
+        for _ in range(3):
+            time.sleep(rng.uniform(0.2, 0.7))
             i = rng.randrange(2)
             workers[i].kill9()
             kills += 1

@@ -8,7 +8,7 @@ import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
@@ -104,3 +104,18 @@ class LoginThrottle:
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
+
+
+@dataclass
+class SiteAuth:
+    """A site's signed sessions (its own cookie and kind) and its login throttle."""
+
+    sessions: Sessions
+    throttle: LoginThrottle
+
+    @classmethod
+    def from_settings(cls, settings: Any, cookie: str, kind: str) -> Self:
+        """Cookies are Secure when the published URL is https; the key comes from `session_key`."""
+        secure = (settings.public_url or "").startswith("https://")
+        key = session_key(settings.admin_token, settings.session_secret)
+        return cls(Sessions(key, cookie, kind, secure=secure), LoginThrottle())

@@ -138,7 +138,8 @@ class Fulfilment:
                 tx, order, f"all_channels_failed: {last}" if last else "no_channel_available"
             )
             return None
-        if attempts:
+        if attempts and group.sticky:
+            # A group that is not sticky has no active channel to move: skip locking its row.
             await self._sticky_failover(tx, group.code, attempts[-1].channel_code, channel_code, order_id)
         channel = snap.channels[channel_code]
         no = len(attempts) + 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Database, Tx
@@ -26,26 +28,44 @@ class Job:
 WAKE_WITHIN_S = 0.5
 
 
+def _row(tx: Tx, kind: str, key: str, payload: dict[str, Any], run_at: float | None) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "key": key,
+        "payload": payload,
+        "run_at": tx.now if run_at is None else run_at,
+        "tries": 0,
+        "created_at": tx.now,
+    }
+
+
 async def enqueue(tx: Tx, kind: str, key: str, payload: dict[str, Any], run_at: float | None = None) -> bool:
     """Queue work unless a job with the same key is already queued; released to workers on commit."""
-    inserted = await insert_ignore(
-        tx,
-        t.jobs,
-        {
-            "kind": kind,
-            "key": key,
-            "payload": payload,
-            "run_at": tx.now if run_at is None else run_at,
-            "tries": 0,
-            "created_at": tx.now,
-        },
-        ["key"],
-    )
+    inserted = await insert_ignore(tx, t.jobs, _row(tx, kind, key, payload, run_at), ["key"])
     if inserted and (run_at is None or run_at <= tx.now + WAKE_WITHIN_S):
         if tx.is_postgres and not tx.jobs_enqueued:
             await tx.conn.execute(text("SELECT pg_notify('topup_jobs', '')"))
         tx.jobs_enqueued = True
     return inserted
+
+
+async def enqueue_many(
+    tx: Tx, kind: str, items: Sequence[tuple[str, dict[str, Any]]], run_at: float | None = None
+) -> None:
+    """`enqueue` for many `(key, payload)` jobs of one kind, each skipped if its key is already queued.
+
+    The first goes through `enqueue` (which arranges the wake-up after commit); the rest are one
+    executemany of the same rows, so 10,000 jobs stay quick.
+    """
+    if not items:
+        return
+    (key, payload), rest = items[0], items[1:]
+    await enqueue(tx, kind, key, payload, run_at)
+    if not rest:
+        return
+    dialect = postgresql if tx.is_postgres else sqlite
+    stmt = dialect.insert(t.jobs).on_conflict_do_nothing(index_elements=["key"])
+    await tx.conn.execute(stmt, [_row(tx, kind, k, p, run_at) for k, p in rest])
 
 
 async def finish(tx: Tx, job_id: int) -> None:

@@ -61,22 +61,28 @@ async def post(
     # Balances change as the transaction's last statements (see `apply_balances`).
     deltas: dict[str, list[Any]] = tx.pending.setdefault("ledger", {})
     if not deltas:
-        tx.before_commit(lambda: apply_balances(tx), last=True)
+        tx.before_commit(lambda: apply_balances(tx, commit=tx.is_postgres), last=True)
     for p in postings:
         owner = merchant_id if p.account.startswith("merchant:") else None
         deltas.setdefault(p.account, [0, owner])[0] += p.amount
     return True
 
 
-async def apply_balances(tx: Tx) -> None:
+async def apply_balances(tx: Tx, commit: bool = False) -> None:
     """Apply the transaction's pending balance changes, guarded so no balance goes below zero.
 
     Balance rows are the hottest rows there are (every order of a merchant moves its `held` account,
     every success moves `platform:revenue`). Changing them last, in one account order for every
     transaction, keeps their row locks for only these statements and the commit, and two transactions
     can never wait on each other in a cycle. Raises InsufficientBalance, and the transaction rolls back.
+
+    With `commit` (PostgreSQL, as the transaction's last step) the changes and the COMMIT go to the
+    server as one message, so a balance row is locked for no client round trip at all.
     """
     deltas: dict[str, list[Any]] = tx.pending.pop("ledger", None) or {}
+    if commit and deltas:
+        await _apply_and_commit_pg(tx, deltas)
+        return
     for account in sorted(deltas):
         amount, owner = deltas[account]
         guarded = amount < 0 and L.must_stay_non_negative(account)
@@ -94,6 +100,51 @@ async def apply_balances(tx: Tx) -> None:
             .where(t.ledger_accounts.c.id == account)
             .values(balance=t.ledger_accounts.c.balance + amount)
         )
+
+
+_INSUFFICIENT = "topup_insufficient_balance"
+
+
+def _literal(value: str | None) -> str:
+    """A SQL string literal (standard_conforming_strings is on: only quotes need doubling)."""
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+async def _apply_and_commit_pg(tx: Tx, deltas: dict[str, list[Any]]) -> None:
+    """`apply_balances` as one PL/pgSQL block followed by COMMIT, sent in a single simple query."""
+    import asyncpg
+
+    steps = []
+    for account in sorted(deltas):
+        amount, owner = int(deltas[account][0]), deltas[account][1]
+        acc = _literal(account)
+        if amount < 0 and L.must_stay_non_negative(account):
+            steps.append(
+                f"UPDATE ledger_accounts SET balance = balance + {amount}"
+                f" WHERE id = {acc} AND balance >= {-amount};"
+                f" IF NOT FOUND THEN RAISE EXCEPTION '{_INSUFFICIENT}:{-amount}'; END IF;"
+            )
+        else:
+            steps.append(
+                f"UPDATE ledger_accounts SET balance = balance + {amount} WHERE id = {acc};"
+                " IF NOT FOUND THEN INSERT INTO ledger_accounts (id, merchant_id, balance)"
+                f" VALUES ({acc}, {_literal(owner)}, {amount}) ON CONFLICT (id) DO UPDATE"
+                " SET balance = ledger_accounts.balance + EXCLUDED.balance; END IF;"
+            )
+    sql = "DO $topup$ BEGIN " + " ".join(steps) + " END $topup$; COMMIT;"
+    raw = (await tx.conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    try:
+        await raw.execute(sql)
+    except asyncpg.RaiseError as e:
+        message = str(e)
+        if message.startswith(_INSUFFICIENT):
+            required = int(message.rsplit(":", 1)[1])
+            raise InsufficientBalance(
+                "available balance is lower than the amount", {"required": required}
+            ) from None
+        raise
+    # Committed: SQLAlchemy's own COMMIT that follows is a harmless no-op.
 
 
 async def balance(tx: Tx, merchant_id: str) -> dict[str, Any]:

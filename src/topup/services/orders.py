@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import structlog
 from sqlalchemy import and_, or_, select
 
 from topup.adapters.db import tables as t
@@ -30,6 +31,8 @@ from topup.domain.routing import rank
 from topup.domain.urls import UnsafeUrl, check_notify_url
 from topup.services import jobs, ledger
 from topup.services.catalog import Group, Product, Snapshot
+
+log = structlog.get_logger("topup.orders")
 
 
 @dataclass(frozen=True)
@@ -184,19 +187,14 @@ async def _by_merchant_order_id(tx: Tx, merchant_id: str, merchant_order_id: str
 
 
 async def add_event(tx: Tx, order_id: str, attempt_no: int | None, kind: str, detail: dict[str, Any]) -> None:
-    """Append to the order's operator timeline (written in one INSERT when the transaction commits)."""
-    pending: list[dict[str, Any]] = tx.pending.setdefault("order_events", [])
-    if not pending:
-        tx.before_commit(lambda: _write_events(tx))
-    pending.append(
-        {"order_id": order_id, "attempt_no": attempt_no, "kind": kind, "detail": detail, "at": tx.now}
+    """Append to the order's operator timeline; the same fact becomes a log line once committed."""
+    await tx.conn.execute(
+        t.order_events.insert().values(
+            order_id=order_id, attempt_no=attempt_no, kind=kind, detail=detail, at=tx.now
+        )
     )
-
-
-async def _write_events(tx: Tx) -> None:
-    rows = tx.pending.pop("order_events", None)
-    if rows:
-        await tx.conn.execute(t.order_events.insert(), rows)
+    fields = {"order_id": order_id, "attempt_no": attempt_no, **detail}
+    tx.after_commit(lambda: log.info(kind, **fields))
 
 
 def render_attempt(a: Any) -> dict[str, Any]:

@@ -17,8 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import structlog
-from sqlalchemy import select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 
 from topup import signing
 from topup.adapters.db import tables as t
@@ -28,10 +27,9 @@ from topup.domain import ledger as L
 from topup.domain.errors import InvalidRequest, InvalidState, NotFound
 from topup.domain.orders import OrderStatus
 from topup.domain.payments import PaymentMethod, PaymentStatus, parse_notify
-from topup.services import jobs, ledger
+from topup.services import jobs, ledger, outbox
 from topup.services.fulfilment import record_exception
 from topup.services.jobs import Job
-from topup.services.orders import render as render_order_row
 
 log = structlog.get_logger()
 
@@ -62,79 +60,7 @@ def sandbox_secret(admin_token: str, configured: str | None) -> str:
 
 async def enqueue_routes(tx: Tx, order_ids: list[str]) -> None:
     """A `route` job per order (the same job `services.orders` queues for a single order)."""
-    await enqueue_many(tx, "route", [(f"route:{oid}", {"order_id": oid}) for oid in order_ids])
-
-
-async def emit_cancelled(tx: Tx, rows: list[Any]) -> None:
-    """The outbox's `order.cancelled` event and webhook delivery for many orders in a few statements.
-
-    Same rows as `outbox.emit_final` writes one order at a time (which costs ~6 round trips an order:
-    minutes for a 10,000-row batch on SQLite). Cancelled batch orders never had an attempt.
-    """
-    if not rows:
-        return
-    merchant_urls: dict[str, str | None] = {}
-    for mid in {r.merchant_id for r in rows}:
-        merchant_urls[mid] = (
-            await tx.conn.execute(select(t.merchants.c.notify_url).where(t.merchants.c.id == mid))
-        ).scalar()
-    events, deliveries, notify_jobs = [], [], []
-    for r in rows:
-        event_id = new_id("evt", tx.now)
-        etype = f"order.{r.status}"
-        events.append(
-            {
-                "id": event_id,
-                "merchant_id": r.merchant_id,
-                "order_id": r.id,
-                "type": etype,
-                "payload": {"event_id": event_id, "type": etype, "order": render_order_row(r, [])},
-                "created_at": tx.now,
-            }
-        )
-        url = r.notify_url or merchant_urls.get(r.merchant_id)
-        if url:
-            deliveries.append(
-                {
-                    "event_id": event_id,
-                    "merchant_id": r.merchant_id,
-                    "order_id": r.id,
-                    "url": url,
-                    "status": "pending",
-                    "tries": 0,
-                    "next_at": tx.now,
-                    "created_at": tx.now,
-                }
-            )
-            notify_jobs.append((f"notify:{event_id}", {"event_id": event_id}))
-    await tx.conn.execute(t.events.insert(), events)
-    if deliveries:
-        await tx.conn.execute(t.deliveries.insert(), deliveries)
-        await enqueue_many(tx, "notify", notify_jobs)
-    if tx.is_postgres:
-        for mid in merchant_urls:
-            await tx.conn.execute(text("SELECT pg_notify('topup_events', :m)"), {"m": mid})
-    tx.events_emitted = True
-
-
-async def enqueue_many(tx: Tx, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
-    """Many jobs of one kind. The first goes through jobs.enqueue (which arranges the wake-up after
-    commit); the rest are one executemany of the same rows, so 10,000 jobs stay quick."""
-    if not items:
-        return
-    (key, payload), rest = items[0], items[1:]
-    await jobs.enqueue(tx, kind, key, payload)
-    if not rest:
-        return
-    dialect = postgresql if tx.is_postgres else sqlite
-    stmt = dialect.insert(t.jobs).on_conflict_do_nothing(index_elements=["key"])
-    await tx.conn.execute(
-        stmt,
-        [
-            {"kind": kind, "key": k, "payload": p, "run_at": tx.now, "tries": 0, "created_at": tx.now}
-            for k, p in rest
-        ],
-    )
+    await jobs.enqueue_many(tx, "route", [(f"route:{oid}", {"order_id": oid}) for oid in order_ids])
 
 
 def _chunks(items: list[str], size: int = CHUNK) -> Iterable[list[str]]:
@@ -417,10 +343,10 @@ class Payments:
                 for oid in cancelled
             ],
         )
+        await outbox.emit_final_many(tx, cancelled)
         rows: list[Any] = []
         for chunk in _chunks(cancelled):
             rows.extend((await tx.conn.execute(select(t.orders).where(t.orders.c.id.in_(chunk)))).all())
-        await emit_cancelled(tx, rows)
         hooks = self.order_final_hooks()
         for order in rows:
             for hook in hooks:

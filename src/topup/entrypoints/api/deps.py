@@ -15,7 +15,12 @@ from topup.bootstrap import Container
 from topup.domain.errors import Unauthorized
 
 
-def container(request: Request) -> Container:
+def app_container(request: Request) -> Container:
+    return request.app.state.container  # type: ignore[no-any-return]
+
+
+async def container(request: Request) -> Container:
+    """The `Depends` form: async, so FastAPI calls it inline instead of in its thread pool."""
     return request.app.state.container  # type: ignore[no-any-return]
 
 
@@ -54,7 +59,7 @@ async def load_merchant(c: Container, merchant_id: str) -> Any | None:
 
 async def merchant_auth(request: Request) -> MerchantCtx:
     """Signature first: a missing header, stale timestamp or wrong signature is 401 and changes nothing."""
-    c = container(request)
+    c = app_container(request)
     merchant_id = request.headers.get(signing.MERCHANT_HEADER)
     if not merchant_id or len(merchant_id) > 64:
         raise Unauthorized("missing X-Merchant-Id header")
@@ -72,7 +77,7 @@ async def merchant_auth(request: Request) -> MerchantCtx:
 
 
 async def admin_auth(request: Request) -> str:
-    c = container(request)
+    c = app_container(request)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(

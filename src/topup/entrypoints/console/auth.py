@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from topup.adapters.db import tables as t
 from topup.bootstrap import Container
 from topup.domain.errors import TopupError
-from topup.entrypoints.websession import LoginThrottle, Session, Sessions, csrf_ok, session_key
+from topup.entrypoints.websession import Session, SiteAuth, csrf_ok
 from topup.services import merchants
 
 COOKIE = "topup_console"
@@ -37,16 +37,10 @@ class CsrfFailed(Exception):
 
 
 @dataclass
-class ConsoleAuth:
-    sessions: Sessions
-    throttle: LoginThrottle
-
+class ConsoleAuth(SiteAuth):
     @classmethod
     def for_container(cls, c: Container) -> ConsoleAuth:
-        s = c.settings
-        secure = (s.public_url or "").startswith("https://")
-        key = session_key(s.admin_token, s.session_secret)
-        return cls(Sessions(key, COOKIE, "operator", secure=secure), LoginThrottle())
+        return cls.from_settings(c.settings, COOKIE, "operator")
 
 
 def console_auth(request: Request) -> ConsoleAuth:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from topup.domain.errors import Forbidden, Unauthorized
-from topup.entrypoints.websession import LoginThrottle, Session, Sessions, csrf_ok, session_key
+from topup.entrypoints.websession import Session, SiteAuth, csrf_ok
 from topup.services import merchants
 
 COOKIE = "topup_merchant"
@@ -25,18 +25,10 @@ def _dummy_hash() -> str:
 
 
 @dataclass
-class WebAuth:
-    sessions: Sessions
-    throttle: LoginThrottle
-
+class WebAuth(SiteAuth):
     @classmethod
     def for_container(cls, c: Any) -> WebAuth:
-        s = c.settings
-        secure = (s.public_url or "").startswith("https://")
-        return cls(
-            Sessions(session_key(s.admin_token, s.session_secret), COOKIE, "merchant", secure=secure),
-            LoginThrottle(),
-        )
+        return cls.from_settings(c.settings, COOKIE, "merchant")
 
     async def check_password(self, c: Any, merchant_id: str, password: str) -> bool:
         async with c.db.transaction() as tx:

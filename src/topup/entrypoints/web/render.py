@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
+
+from topup.entrypoints import webcommon
+from topup.entrypoints.webcommon import render_page, security_headers, template_env
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -22,39 +23,15 @@ CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
-
-def money(fen: Any) -> str:
-    if fen is None or fen == "":
-        return "-"
-    fen = int(fen)
-    sign = "-" if fen < 0 else ""
-    return f"{sign}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+HEADERS = security_headers(CSP)
 
 
 def when(ts: Any) -> str:
-    """Unix seconds or an RFC 3339 string -> `2024-05-01 12:00:03 UTC`."""
-    if ts is None or ts == "":
-        return "-"
-    if isinstance(ts, str):
-        return ts.replace("T", " ").replace("Z", " UTC").split(".")[0] + (" UTC" if ts.endswith("Z") else "")
-    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """Unix seconds or an RFC 3339 string -> `2024-05-01 12:00:03 UTC` (whole seconds)."""
+    return webcommon.when(ts, whole_seconds=True)
 
 
-env = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-env.filters.update(money=money, when=when)
+env = template_env(HERE / "templates", when=when)
 
 
 def page(
@@ -66,5 +43,4 @@ def page(
     headers: dict[str, str] | None = None,
     **ctx: Any,
 ) -> HTMLResponse:
-    html = env.get_template(name).render(request=request, me=me, csrf=csrf, path=request.url.path, **ctx)
-    return HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
+    return render_page(env, {**HEADERS, **(headers or {})}, request, name, status, me=me, csrf=csrf, **ctx)
