@@ -80,14 +80,7 @@ def install_plugins(c: Container) -> list[Any]:
 
     hooks: list[Any] = []
     for name in PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        install = getattr(module, "install", None)
-        hook = install(c) if install is not None else None
+        hook = importlib.import_module(name).install(c)
         if hook is not None:
             hooks.append(hook)
     return hooks

@@ -83,13 +83,18 @@ def test_two_workers_on_postgres_dispatch_each_attempt_once(pg_url: str, sim, tm
                 "supA": {"reject_ratio": 0.3, "seed": 5, "callback_delay_s": 0.05},
                 "supB": {"callback_delay_s": 0.05},
             },
-            timeout_s=1.0,
-            max_wait_s=2.0,
+            timeout_s=5.0,  # generous: a dispatch cut off on a loaded machine is an unknown outcome
+            max_wait_s=10.0,
         )
         m = p.merchant(balance=10_000_000)
         ids = place_many(m, "W", 120)
         orders = all_final(p, ids, timeout_s=60)
-        assert all(o["status"] == "succeeded" for o in orders.values())
+        failed = {
+            oid: (o["failure_reason"], o["attempts"])
+            for oid, o in orders.items()
+            if o["status"] != "succeeded"
+        }
+        assert not failed, failed
         counts = assert_dispatched_at_most_once(sim)
         attempts = [a["ref"] for o in orders.values() for a in o["attempts"]]
         assert sorted(attempts) == sorted(counts), "every stored attempt was dispatched exactly once"
