@@ -103,3 +103,12 @@ def sim() -> Iterator[Any]:
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_logs() -> None:
+    """Platforms started inside the test process log like production, but only warnings and worse."""
+    from topup import logs
+    from topup.config import Settings
+
+    logs.configure(Settings(log_level="WARNING"))

@@ -103,6 +103,8 @@ def test_two_workers_on_postgres_dispatch_each_attempt_once(pg_url: str, sim, tm
     finally:
         for w in workers:
             w.stop()
+        api.stop()
+        p.admin.close()
     # Both workers took part (each logs how many jobs it ran when it stops).
     for i in range(2):
         lines = [
@@ -110,5 +112,3 @@ def test_two_workers_on_postgres_dispatch_each_attempt_once(pg_url: str, sim, tm
         ]
         stopped = [x for x in lines if x.get("event") == "worker_stopped"]
         assert stopped and stopped[0]["jobs_done"] > 0, f"worker {i} did no work"
-        api.stop()
-        p.admin.close()
