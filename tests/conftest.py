@@ -55,7 +55,9 @@ def pg_url() -> Iterator[str]:
         drop_pg_database(name)
 
 
-def start_platform(database_url: str, ws: str = "websockets-sansio", **overrides: Any) -> tuple[Any, Platform]:
+def start_platform(
+    database_url: str, ws: str = "websockets-sansio", **overrides: Any
+) -> tuple[Any, Platform]:
     from topup import bootstrap
     from topup.adapters.suppliers.simulator import BackgroundServer
     from topup.config import Settings

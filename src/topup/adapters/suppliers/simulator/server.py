@@ -29,7 +29,12 @@ def load_config(config_path_or_dict: str | Path | dict[str, Any] | None) -> dict
 def _uvicorn_config(app: Any, host: str, port: int, log_level: str, ws: str = "none") -> uvicorn.Config:
     # A hanging dispatch (hang_s) must not hold shutdown for its whole hang.
     return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, ws=ws, timeout_graceful_shutdown=1  # type: ignore[arg-type]
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws=ws,
+        timeout_graceful_shutdown=1,  # type: ignore[arg-type]
     )
 
 
