@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import structlog
+from sqlalchemy.exc import DBAPIError
 
 from topup.adapters.db.engine import Database, migrate
 from topup.adapters.suppliers.topup_json import SupplierClient
@@ -52,7 +55,19 @@ class Container:
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def start(self) -> None:
-        await migrate(self.db)
+        """Migrate, waiting up to `startup_wait_s` for a database that is still coming up."""
+        deadline = time.monotonic() + self.settings.startup_wait_s
+        delay = 0.5
+        while True:
+            try:
+                await migrate(self.db)
+                return
+            except (OSError, DBAPIError) as e:
+                if time.monotonic() + delay > deadline:
+                    raise
+                structlog.get_logger().warning("database_not_ready", error=str(e)[:200], retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
         await self.http.aclose()

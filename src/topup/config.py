@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # Session cookie signing key for the web pages; derived from admin_token when unset.
     session_secret: str | None = None
     db_pool_size: int = 10
+    # How long a starting process waits for the database to come up before giving up.
+    startup_wait_s: float = 60.0
     # Multiplies every webhook retry delay and the 25 h retry window (tests use tiny values).
     notify_retry_scale: float = 1.0
 

@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from topup.domain.errors import TopupError
 from topup.entrypoints.api.responses import JSONOut
 
 log = structlog.get_logger()
+
+# SQLSTATE classes that mean "the database is not available right now", not "the request is bad".
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def _database_unavailable(exc: DBAPIError) -> bool:
+    """Connection lost, server shutting down or out of connections: a retry later will do."""
+    if exc.connection_invalidated:
+        return True
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    text = str(exc.orig).lower()
+    return any(
+        phrase in text
+        for phrase in ("too many clients", "connection was closed", "connection refused", "is shutting down")
+    )
+
+
+def _unavailable() -> JSONOut:
+    response = error_response(
+        503, "unavailable", "the database is unavailable; nothing was changed, retry shortly"
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
 
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "invalid_request"}
 
@@ -76,10 +104,22 @@ def install(app: FastAPI) -> None:
         # PostgreSQL text cannot hold; the transaction has rolled back.
         if str(getattr(exc.orig, "sqlstate", None) or "").startswith("22"):
             return error_response(400, "invalid_request", "a value in the request cannot be stored")
+        if _database_unavailable(exc):
+            log.warning("database_unavailable", error=type(exc.orig).__name__)
+            return _unavailable()
         log.exception("database_error", error=type(exc.orig).__name__)
         return error_response(500, "internal_error", "internal error; the request changed nothing")
 
+    @app.exception_handler(SQLAlchemyTimeout)
+    async def pool_timeout(_req: Request, exc: SQLAlchemyTimeout) -> JSONOut:
+        log.warning("database_pool_exhausted")
+        return _unavailable()
+
     @app.exception_handler(Exception)
     async def unexpected(_req: Request, exc: Exception) -> JSONOut:
+        if isinstance(exc, ConnectionError | asyncio.TimeoutError):
+            # The database (or its network) is down: nothing was written; the client may retry.
+            log.warning("database_unavailable", error=type(exc).__name__)
+            return _unavailable()
         log.exception("unhandled_error", error=type(exc).__name__)
         return error_response(500, "internal_error", "internal error; the request changed nothing")
