@@ -183,6 +183,9 @@ def test_callbacks_that_overtake_the_dispatch_reply(platform: Platform, sim) -> 
             "supA": {"callback_before_reply": True, "reply_latency_s": 0.2, "fail_accounts": [OTHER]},
             "supB": {},
         },
+        # The dispatch must wait for the real (late) reply, even on a slow machine.
+        timeout_s=5.0,
+        max_wait_s=10.0,
     )
     m = platform.merchant(balance=BALANCE)
     # A success callback before the reply completes the order; the late reply changes nothing.
