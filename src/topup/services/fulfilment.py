@@ -310,7 +310,7 @@ class Fulfilment:
         await add_event(tx, order.id, attempt.no, "order_succeeded", {"channel": attempt.channel_code})
         if order.is_probe and attempt.no == 1 and order.group_code:
             await self._probe_succeeded(tx, order.group_code, attempt.channel_code, order.id)
-        await self._finalised(tx, order.id)
+        await self._finalised(tx, order)
 
     async def _probe_succeeded(self, tx: Tx, group_code: str, channel_code: str, order_id: str) -> None:
         state = await catalog.group_state(tx, group_code, for_update=True)
@@ -347,11 +347,12 @@ class Fulfilment:
                     order.group_code,
                     R.GroupState(**{**state.__dict__, "probe_order_id": None, "switched_at": tx.now}),
                 )
-        await self._finalised(tx, order.id)
+        await self._finalised(tx, order)
 
-    async def _finalised(self, tx: Tx, order_id: str) -> None:
-        await outbox.emit_final(tx, order_id)
-        order = (await tx.conn.execute(select(t.orders).where(t.orders.c.id == order_id))).one()
+    async def _finalised(self, tx: Tx, order: Any) -> None:
+        """Outbox event and feature hooks; hooks get the row read before the final update, so they
+        must only use fields that never change (id, merchant_id, batch_id, payment_id, price)."""
+        await outbox.emit_final(tx, order.id)
         for hook in self.final_hooks:
             await hook(tx, order)
 
