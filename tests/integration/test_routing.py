@@ -90,11 +90,11 @@ def test_processing_extends_until_max_wait_then_abandons_and_late_success_is_an_
         platform,
         sim,
         {
-            "supA": {"silent_ratio": 1.0, "silent_query": "processing", "late_success_after_s": 1.6},
+            "supA": {"silent_ratio": 1.0, "silent_query": "processing", "late_success_after_s": 2.5},
             "supB": {},
         },
-        timeout_s=0.25,
-        max_wait_s=0.8,
+        timeout_s=0.5,  # also bounds the dispatch request: too short turns it into not_found
+        max_wait_s=1.5,
     )
     m = platform.merchant(balance=BALANCE)
     order = platform.wait_order(m.order("P-1").json()["order_id"])
