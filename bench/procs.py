@@ -20,6 +20,13 @@ ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 TOPUP = [sys.executable, "-m", "topup.entrypoints.cli"]
 
 
+def topup_cmd(name: str, profile_dir: Path | None = None) -> list[str]:
+    """`topup` as a child process; with `profile_dir`, run under cProfile (stats written on a clean stop)."""
+    if profile_dir is None:
+        return list(TOPUP)
+    return [sys.executable, "-m", "bench.cprofile_child", str(profile_dir / f"{name}.pstats")]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -77,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=5,
         help="TOPUP_DB_POOL_SIZE per process (max pool+2*pool connections each; PostgreSQL allows 100)",
     )
+    ap.add_argument(
+        "--cprofile", action="store_true", help="run every topup process under cProfile (<results>/profiles)"
+    )
     ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the topup processes")
     args = ap.parse_args(argv)
     if args.quick:
@@ -108,6 +111,14 @@ class Bench:
         self.partial: list[dict[str, Any]] = []
 
     # ---- processes -------------------------------------------------------------------------------
+
+    def topup(self, name: str) -> list[str]:
+        """The command for one topup process (under cProfile with --cprofile)."""
+        if not self.args.cprofile:
+            return procs.topup_cmd(name)
+        prof = self.dir / "profiles"
+        prof.mkdir(exist_ok=True)
+        return procs.topup_cmd(name, prof)
 
     def _env(self, public_port: int) -> dict[str, str]:
         env = dict(os.environ)
@@ -146,7 +157,14 @@ class Bench:
         (self.dir / "simulator.json").write_text(json.dumps(config, indent=2))
         sim = procs.Proc(
             "simulator",
-            [*procs.TOPUP, "simulate", "--port", str(sim_port), "--config", str(self.dir / "simulator.json")],
+            [
+                *self.topup("simulator"),
+                "simulate",
+                "--port",
+                str(sim_port),
+                "--config",
+                str(self.dir / "simulator.json"),
+            ],
             dict(os.environ),
             self.logs,
         ).start()
@@ -162,7 +180,7 @@ class Bench:
         ports = [procs.free_port() for _ in range(a.api)]
         auth = {"Authorization": f"Bearer {procs.ADMIN_TOKEN}"}
         for i, port in enumerate(ports):
-            args = [*procs.TOPUP, "serve", "--port", str(port)]
+            args = [*self.topup(f"api{i + 1}"), "serve", "--port", str(port)]
             if not a.sqlite:
                 args.append("--no-worker")
             p = procs.Proc(f"api{i + 1}", args, self._env(port), self.logs).start()
@@ -175,7 +193,10 @@ class Bench:
             procs.wait_http(f"{url}/admin/v1/ledger/check", p, headers=auth)
         for j in range(a.workers):
             w = procs.Proc(
-                f"worker{j + 1}", [*procs.TOPUP, "worker"], self._env(ports[j % len(ports)]), self.logs
+                f"worker{j + 1}",
+                [*self.topup(f"worker{j + 1}"), "worker"],
+                self._env(ports[j % len(ports)]),
+                self.logs,
             )
             self.procs.append(w.start())
             self.workers.append(w)

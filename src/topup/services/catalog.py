@@ -238,15 +238,19 @@ async def put_group(tx: Tx, code: str, data: dict[str, Any]) -> bool:
     return created
 
 
+_GROUP_STATE = (
+    "SELECT sticky, recovery_s, active_channel, switched_at, probe_order_id, probe_until"
+    " FROM groups WHERE code = $1"
+)
+
+
 async def group_state(tx: Tx, code: str, for_update: bool = False) -> GroupState | None:
-    stmt = select(t.groups).where(t.groups.c.code == code)
-    if for_update and tx.is_postgres:
-        stmt = stmt.with_for_update()
-    r = (await tx.conn.execute(stmt)).first()
+    sql = _GROUP_STATE + " FOR UPDATE" if for_update and tx.is_postgres else _GROUP_STATE
+    r = await tx.fetchrow(sql, code)
     if r is None:
         return None
     return GroupState(
-        r.sticky, r.recovery_s, r.active_channel, r.switched_at, r.probe_order_id, r.probe_until
+        bool(r.sticky), r.recovery_s, r.active_channel, r.switched_at, r.probe_order_id, r.probe_until
     )
 
 

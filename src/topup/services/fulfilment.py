@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import select, update
 
 from topup.adapters.db import tables as t
@@ -91,17 +92,10 @@ class Fulfilment:
     async def _next_attempt(
         self, tx: Tx, order_id: str
     ) -> tuple[str, int, str, catalog.Channel, DispatchRequest] | None:
-        stmt = select(t.orders).where(t.orders.c.id == order_id)
-        if tx.is_postgres:
-            stmt = stmt.with_for_update()
-        order = (await tx.conn.execute(stmt)).first()
+        order = await lock_order(tx, order_id)
         if order is None or order.status != OrderStatus.PROCESSING:
             return None
-        attempts = (
-            await tx.conn.execute(
-                select(t.attempts).where(t.attempts.c.order_id == order_id).order_by(t.attempts.c.no)
-            )
-        ).all()
+        attempts = await tx.fetch("SELECT * FROM attempts WHERE order_id = $1 ORDER BY no", order_id)
         if any(a.status == AttemptStatus.PENDING for a in attempts):
             return None  # one attempt at a time; its outcome will queue the next step
         snap = await self.cache.get(tx)
@@ -111,6 +105,8 @@ class Fulfilment:
             return None
         ranking, home = await self._ranking(tx, snap, group, order)
         plan = order.route_plan
+        new_plan = plan is None
+        probe = bool(order.is_probe)
         if plan is None:
             state = await catalog.group_state(tx, group.code)
             assert state is not None
@@ -124,15 +120,12 @@ class Fulfilment:
                     home_ch = snap.channels[home]
                     until = tx.now + max(home_ch.max_wait_s, home_ch.timeout_s) + 1.0
                     await catalog.save_group_state(tx, group.code, R.start_probe(state, order_id, until))
-            plan = route.channels
-            await tx.conn.execute(
-                update(t.orders)
-                .where(t.orders.c.id == order_id)
-                .values(route_plan=plan, is_probe=route.probe)
-            )
+            plan, probe = route.channels, route.probe
         tried = {a.channel_code for a in attempts}
         channel_code = R.next_channel(plan, tried, set(ranking))
         if channel_code is None:
+            if new_plan:
+                await _save_plan(tx, order_id, plan, probe, len(attempts))
             last = attempts[-1].reason if attempts else None
             await self.fail_order(
                 tx, order, f"all_channels_failed: {last}" if last else "no_channel_available"
@@ -144,23 +137,24 @@ class Fulfilment:
         channel = snap.channels[channel_code]
         no = len(attempts) + 1
         ref = attempt_ref(order_id, no)
-        await tx.conn.execute(
-            t.attempts.insert().values(
-                order_id=order_id,
-                no=no,
-                ref=ref,
-                channel_code=channel_code,
-                group_code=group.code,
-                status=str(AttemptStatus.PENDING),
-                dispatch_state="sent",
-                started_at=tx.now,
-                dispatched_at=tx.now,
-                deadline_at=tx.now + channel.timeout_s,
+        await tx.exec(
+            "INSERT INTO attempts (order_id, no, ref, channel_code, group_code, status, dispatch_state,"
+            " started_at, dispatched_at, deadline_at) VALUES ($1, $2, $3, $4, $5, $6, 'sent', $7, $7, $8)",
+            order_id,
+            no,
+            ref,
+            channel_code,
+            group.code,
+            str(AttemptStatus.PENDING),
+            tx.now,
+            tx.now + channel.timeout_s,
+        )
+        if new_plan:
+            await _save_plan(tx, order_id, plan, probe, no)
+        else:
+            await tx.exec(
+                "UPDATE orders SET attempt_count = $1, updated_at = $2 WHERE id = $3", no, tx.now, order_id
             )
-        )
-        await tx.conn.execute(
-            update(t.orders).where(t.orders.c.id == order_id).values(attempt_count=no, updated_at=tx.now)
-        )
         await jobs.enqueue(tx, "deadline", f"deadline:{ref}", {"ref": ref}, tx.now + channel.timeout_s)
         await add_event(tx, order_id, no, "dispatch", {"channel": channel_code, "ref": ref})
         req = DispatchRequest(
@@ -207,13 +201,13 @@ class Fulfilment:
                     "supplier_order_id": out.supplier_order_id,
                 },
             )
-            await tx.conn.execute(
-                update(t.attempts)
-                .where(t.attempts.c.ref == ref)
-                .values(supplier_order_id=out.supplier_order_id, latency_ms=out.latency_ms)
+            attempt = await tx.fetchrow(
+                "UPDATE attempts SET supplier_order_id = $1, latency_ms = $2 WHERE ref = $3 RETURNING *",
+                out.supplier_order_id,
+                out.latency_ms,
+                ref,
             )
-            if out.kind == "rejected":
-                attempt = (await tx.conn.execute(select(t.attempts).where(t.attempts.c.ref == ref))).one()
+            if out.kind == "rejected" and attempt is not None:
                 await self.fail_attempt(
                     tx, attempt, f"rejected: {out.code or ''} {out.message or ''}".strip()
                 )
@@ -224,12 +218,15 @@ class Fulfilment:
         self, tx: Tx, attempt: Any, reason: str, status: str = AttemptStatus.FAILED
     ) -> bool:
         """pending -> failed/abandoned, then queue the fail-over. False if someone else finished it."""
-        res = await tx.conn.execute(
-            update(t.attempts)
-            .where(t.attempts.c.id == attempt.id, t.attempts.c.status == str(AttemptStatus.PENDING))
-            .values(status=str(status), reason=reason[:500], finished_at=tx.now)
+        changed = await tx.exec(
+            "UPDATE attempts SET status = $1, reason = $2, finished_at = $3 WHERE id = $4 AND status = $5",
+            str(status),
+            reason[:500],
+            tx.now,
+            attempt.id,
+            str(AttemptStatus.PENDING),
         )
-        if res.rowcount != 1:
+        if changed != 1:
             return False
         await jobs.delete_key(tx, f"deadline:{attempt.ref}")
         await add_event(tx, attempt.order_id, attempt.no, f"attempt_{status}", {"reason": reason})
@@ -238,18 +235,17 @@ class Fulfilment:
 
     async def succeed_attempt(self, tx: Tx, attempt: Any, source: str) -> str:
         """Record a supplier success and finish the order; returns what it meant for the order."""
-        res = await tx.conn.execute(
-            update(t.attempts)
-            .where(
-                t.attempts.c.id == attempt.id,
-                t.attempts.c.status.in_([str(AttemptStatus.PENDING), str(AttemptStatus.ABANDONED)]),
-            )
-            .values(status=str(AttemptStatus.SUCCEEDED), finished_at=tx.now)
+        changed = await tx.exec(
+            "UPDATE attempts SET status = $1, finished_at = $2 WHERE id = $3 AND status IN ($4, $5)",
+            str(AttemptStatus.SUCCEEDED),
+            tx.now,
+            attempt.id,
+            str(AttemptStatus.PENDING),
+            str(AttemptStatus.ABANDONED),
         )
-        if res.rowcount != 1:
-            current = (
-                await tx.conn.execute(select(t.attempts.c.status).where(t.attempts.c.id == attempt.id))
-            ).scalar()
+        if changed != 1:
+            row = await tx.fetchrow("SELECT status FROM attempts WHERE id = $1", attempt.id)
+            current = row.status if row else None
             if current != AttemptStatus.FAILED:
                 return "repeat"
             # The supplier contradicts its own failure after the order moved on: a person must look.
@@ -264,10 +260,8 @@ class Fulfilment:
             return "success_after_failure"
         await jobs.delete_key(tx, f"deadline:{attempt.ref}")
         await add_event(tx, attempt.order_id, attempt.no, "attempt_succeeded", {"source": source})
-        stmt = select(t.orders).where(t.orders.c.id == attempt.order_id)
-        if tx.is_postgres:
-            stmt = stmt.with_for_update()
-        order = (await tx.conn.execute(stmt)).one()
+        order = await lock_order(tx, attempt.order_id)
+        assert order is not None
         if order.status == OrderStatus.PROCESSING:
             await self.complete_order(tx, order, attempt)
             return "completed"
@@ -285,17 +279,16 @@ class Fulfilment:
     # ---- order outcomes ---------------------------------------------------------------------------
 
     async def complete_order(self, tx: Tx, order: Any, attempt: Any) -> None:
-        res = await tx.conn.execute(
-            update(t.orders)
-            .where(t.orders.c.id == order.id, t.orders.c.status == str(OrderStatus.PROCESSING))
-            .values(
-                status=str(OrderStatus.SUCCEEDED),
-                succeeded_ref=attempt.ref,
-                updated_at=tx.now,
-                completed_at=tx.now,
-            )
+        final = await tx.fetchrow(
+            "UPDATE orders SET status = $1, succeeded_ref = $2, updated_at = $3, completed_at = $3"
+            " WHERE id = $4 AND status = $5 RETURNING *",
+            str(OrderStatus.SUCCEEDED),
+            attempt.ref,
+            tx.now,
+            order.id,
+            str(OrderStatus.PROCESSING),
         )
-        if res.rowcount != 1:
+        if final is None:
             return
         funding = L.funding_for(order.merchant_id, order.funding)
         await ledger.post(
@@ -310,7 +303,7 @@ class Fulfilment:
         await add_event(tx, order.id, attempt.no, "order_succeeded", {"channel": attempt.channel_code})
         if order.is_probe and attempt.no == 1 and order.group_code:
             await self._probe_succeeded(tx, order.group_code, attempt.channel_code, order.id)
-        await self._finalised(tx, order)
+        await self._finalised(tx, order, final)
 
     async def _probe_succeeded(self, tx: Tx, group_code: str, channel_code: str, order_id: str) -> None:
         state = await catalog.group_state(tx, group_code, for_update=True)
@@ -324,17 +317,16 @@ class Fulfilment:
 
     async def fail_order(self, tx: Tx, order: Any, reason: str) -> None:
         """Final failure: refund the held price to where it came from, exactly once."""
-        res = await tx.conn.execute(
-            update(t.orders)
-            .where(t.orders.c.id == order.id, t.orders.c.status == str(OrderStatus.PROCESSING))
-            .values(
-                status=str(OrderStatus.FAILED),
-                failure_reason=reason[:500],
-                updated_at=tx.now,
-                completed_at=tx.now,
-            )
+        final = await tx.fetchrow(
+            "UPDATE orders SET status = $1, failure_reason = $2, updated_at = $3, completed_at = $3"
+            " WHERE id = $4 AND status = $5 RETURNING *",
+            str(OrderStatus.FAILED),
+            reason[:500],
+            tx.now,
+            order.id,
+            str(OrderStatus.PROCESSING),
         )
-        if res.rowcount != 1:
+        if final is None:
             return
         await refund(tx, order)
         await add_event(tx, order.id, None, "order_failed", {"reason": reason})
@@ -347,12 +339,13 @@ class Fulfilment:
                     order.group_code,
                     R.GroupState(**{**state.__dict__, "probe_order_id": None, "switched_at": tx.now}),
                 )
-        await self._finalised(tx, order)
+        await self._finalised(tx, order, final)
 
-    async def _finalised(self, tx: Tx, order: Any) -> None:
-        """Outbox event and feature hooks; hooks get the row read before the final update, so they
-        must only use fields that never change (id, merchant_id, batch_id, payment_id, price)."""
-        await outbox.emit_final(tx, order.id)
+    async def _finalised(self, tx: Tx, order: Any, final: Any) -> None:
+        """Outbox event (from `final`, the row as the final update left it) and feature hooks; hooks
+        get the row read before that update, so they must only use fields that never change (id,
+        merchant_id, batch_id, payment_id, price)."""
+        await outbox.emit_final(tx, order.id, final)
         for hook in self.final_hooks:
             await hook(tx, order)
 
@@ -362,7 +355,7 @@ class Fulfilment:
         """No callback in time: ask the supplier (when it can be asked), then act per SPEC section 3."""
         ref = job.payload["ref"]
         async with self.db.transaction() as tx:
-            attempt = (await tx.conn.execute(select(t.attempts).where(t.attempts.c.ref == ref))).first()
+            attempt = await tx.fetchrow("SELECT * FROM attempts WHERE ref = $1", ref)
             if attempt is None or attempt.status != AttemptStatus.PENDING:
                 await jobs.finish(tx, job.id)
                 return
@@ -372,8 +365,8 @@ class Fulfilment:
         if channel is not None and channel.supports_query:
             query = await self.supplier.query(channel.base_url, channel.secret, ref, channel.timeout_s)
         async with self.db.transaction() as tx:
-            attempt = (await tx.conn.execute(select(t.attempts).where(t.attempts.c.ref == ref))).one()
-            if attempt.status != AttemptStatus.PENDING:
+            attempt = await tx.fetchrow("SELECT * FROM attempts WHERE ref = $1", ref)
+            if attempt is None or attempt.status != AttemptStatus.PENDING:
                 await jobs.finish(tx, job.id)
                 return
             if query is not None:
@@ -406,10 +399,8 @@ class Fulfilment:
                 await self.fail_attempt(tx, attempt, "timeout: no callback", AttemptStatus.ABANDONED)
             else:
                 assert decision.next_check_at is not None
-                await tx.conn.execute(
-                    update(t.attempts)
-                    .where(t.attempts.c.id == attempt.id)
-                    .values(deadline_at=decision.next_check_at)
+                await tx.exec(
+                    "UPDATE attempts SET deadline_at = $1 WHERE id = $2", decision.next_check_at, attempt.id
                 )
                 await jobs.reschedule(tx, job.id, decision.next_check_at)
                 return
@@ -420,23 +411,20 @@ class Fulfilment:
     async def receive_callback(self, tx: Tx, channel_code: str, body: dict[str, Any]) -> str:
         """Store a verified callback idempotently by (channel, ref, status), then apply it once."""
         ref = body["ref"]
-        attempt = (await tx.conn.execute(select(t.attempts).where(t.attempts.c.ref == ref))).first()
+        attempt = await tx.fetchrow("SELECT * FROM attempts WHERE ref = $1", ref)
         if attempt is None or attempt.channel_code != channel_code:
             raise NotFound(f"unknown ref {ref}")
         status = body["status"]
-        inserted = await insert_ignore(
-            tx,
-            t.callbacks,
-            {
-                "channel_code": channel_code,
-                "ref": ref,
-                "status": status,
-                "supplier_order_id": body.get("supplier_order_id"),
-                "code": body.get("code"),
-                "message": body.get("message"),
-                "received_at": tx.now,
-            },
-            ["channel_code", "ref", "status"],
+        inserted = await tx.exec(
+            "INSERT INTO callbacks (channel_code, ref, status, supplier_order_id, code, message, received_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (channel_code, ref, status) DO NOTHING",
+            channel_code,
+            ref,
+            status,
+            body.get("supplier_order_id"),
+            body.get("code"),
+            body.get("message"),
+            tx.now,
         )
         if not inserted:
             return "repeat"
@@ -471,16 +459,36 @@ class Fulfilment:
             )
         else:
             outcome = "recorded"
-        await tx.conn.execute(
-            update(t.callbacks)
-            .where(
-                t.callbacks.c.channel_code == channel_code,
-                t.callbacks.c.ref == ref,
-                t.callbacks.c.status == status,
-            )
-            .values(outcome=outcome)
+        await tx.exec(
+            "UPDATE callbacks SET outcome = $1 WHERE channel_code = $2 AND ref = $3 AND status = $4",
+            outcome,
+            channel_code,
+            ref,
+            status,
         )
         return outcome
+
+
+async def lock_order(tx: Tx, order_id: str) -> Any | None:
+    """The order row, locked until commit on PostgreSQL (SQLite's writer lock covers it)."""
+    sql = "SELECT * FROM orders WHERE id = $1"
+    row = await tx.fetchrow(sql + " FOR UPDATE" if tx.is_postgres else sql, order_id)
+    if row is not None:
+        for key in ("route_plan", "extra"):
+            if isinstance(row[key], str):
+                row[key] = orjson.loads(row[key])
+    return row
+
+
+async def _save_plan(tx: Tx, order_id: str, plan: list[str], probe: bool, attempt_count: int) -> None:
+    await tx.exec(
+        "UPDATE orders SET route_plan = $1, is_probe = $2, attempt_count = $3, updated_at = $4 WHERE id = $5",
+        orjson.dumps(plan).decode(),
+        probe,
+        attempt_count,
+        tx.now,
+        order_id,
+    )
 
 
 async def refund(tx: Tx, order: Any) -> None:

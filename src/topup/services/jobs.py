@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import text
 
-from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Database, Tx
-from topup.adapters.db.helpers import insert_ignore
 
 
 @dataclass
@@ -28,23 +26,21 @@ class Job:
 WAKE_WITHIN_S = 0.5
 
 
-def _row(tx: Tx, kind: str, key: str, payload: dict[str, Any], run_at: float | None) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "key": key,
-        "payload": payload,
-        "run_at": tx.now if run_at is None else run_at,
-        "tries": 0,
-        "created_at": tx.now,
-    }
+def _row(tx: Tx, kind: str, key: str, payload: dict[str, Any], run_at: float | None) -> tuple[Any, ...]:
+    return (kind, key, orjson.dumps(payload).decode(), tx.now if run_at is None else run_at, tx.now)
+
+
+_INSERT = (
+    "INSERT INTO jobs (kind, key, payload, run_at, tries, created_at) VALUES ($1, $2, $3, $4, 0, $5)"
+    " ON CONFLICT (key) DO NOTHING"
+)
 
 
 async def enqueue(tx: Tx, kind: str, key: str, payload: dict[str, Any], run_at: float | None = None) -> bool:
     """Queue work unless a job with the same key is already queued; released to workers on commit."""
-    inserted = await insert_ignore(tx, t.jobs, _row(tx, kind, key, payload, run_at), ["key"])
+    inserted = await tx.exec(_INSERT, *_row(tx, kind, key, payload, run_at)) == 1
     if inserted and (run_at is None or run_at <= tx.now + WAKE_WITHIN_S):
-        if tx.is_postgres and not tx.jobs_enqueued:
-            await tx.conn.execute(text("SELECT pg_notify('topup_jobs', '')"))
+        tx.notify("topup_jobs")
         tx.jobs_enqueued = True
     return inserted
 
@@ -61,27 +57,25 @@ async def enqueue_many(
         return
     (key, payload), rest = items[0], items[1:]
     await enqueue(tx, kind, key, payload, run_at)
-    if not rest:
-        return
-    dialect = postgresql if tx.is_postgres else sqlite
-    stmt = dialect.insert(t.jobs).on_conflict_do_nothing(index_elements=["key"])
-    await tx.conn.execute(stmt, [_row(tx, kind, k, p, run_at) for k, p in rest])
+    if rest:
+        await tx.executemany(_INSERT, [_row(tx, kind, k, p, run_at) for k, p in rest])
 
 
 async def finish(tx: Tx, job_id: int) -> None:
-    await tx.conn.execute(delete(t.jobs).where(t.jobs.c.id == job_id))
+    await tx.exec("DELETE FROM jobs WHERE id = $1", job_id)
 
 
 async def reschedule(tx: Tx, job_id: int, run_at: float, error: str | None = None) -> None:
-    await tx.conn.execute(
-        update(t.jobs)
-        .where(t.jobs.c.id == job_id)
-        .values(run_at=run_at, locked_until=None, last_error=error[:1000] if error else None)
+    await tx.exec(
+        "UPDATE jobs SET run_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3",
+        run_at,
+        error[:1000] if error else None,
+        job_id,
     )
 
 
 async def delete_key(tx: Tx, key: str) -> None:
-    await tx.conn.execute(delete(t.jobs).where(t.jobs.c.key == key))
+    await tx.exec("DELETE FROM jobs WHERE key = $1", key)
 
 
 _CLAIM_PG = text(

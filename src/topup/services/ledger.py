@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import func, select, update
 
 from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Tx
+from topup.adapters.db.engine import Tx, sql_literal
 from topup.adapters.db.helpers import insert_ignore, new_id
 from topup.domain import ledger as L
 from topup.domain.errors import InsufficientBalance
@@ -37,27 +38,16 @@ async def post(
     L.check_balanced(postings)
     transfer_id = new_id("trf", tx.now)
     amount = sum(p.amount for p in postings if p.amount > 0)
-    inserted = await insert_ignore(
-        tx,
-        t.transfers,
-        {
-            "id": transfer_id,
-            "kind": str(kind),
-            "reference": reference,
-            "merchant_id": merchant_id,
-            "order_id": order_id,
-            "payment_id": payment_id,
-            "amount": amount,
-            "created_at": tx.now,
-        },
-        ["kind", "reference"],
-    )
-    if not inserted:
-        return False
-    await tx.conn.execute(
-        t.postings.insert(),
-        [{"transfer_id": transfer_id, "account_id": p.account, "amount": p.amount} for p in postings],
-    )
+    head = (transfer_id, str(kind), reference, merchant_id, order_id, payment_id, amount, tx.now)
+    if tx.is_postgres and postings:
+        # The transfer and its postings in one statement: no postings when the transfer already exists.
+        args = [x for p in postings for x in (p.account, p.amount)]
+        if await tx.exec(_post_sql(len(postings)), *head, *args) == 0:
+            return False
+    else:
+        if await tx.exec(_INSERT_TRANSFER, *head) == 0:
+            return False
+        await tx.executemany(_INSERT_POSTING, [(transfer_id, p.account, p.amount) for p in postings])
     # Balances change as the transaction's last statements (see `apply_balances`).
     deltas: dict[str, list[Any]] = tx.pending.setdefault("ledger", {})
     if not deltas:
@@ -68,6 +58,24 @@ async def post(
     return True
 
 
+_INSERT_TRANSFER = (
+    "INSERT INTO transfers (id, kind, reference, merchant_id, order_id, payment_id, amount, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (kind, reference) DO NOTHING"
+)
+_INSERT_POSTING = "INSERT INTO postings (transfer_id, account_id, amount) VALUES ($1, $2, $3)"
+
+
+@functools.lru_cache(maxsize=8)
+def _post_sql(n: int) -> str:
+    """PostgreSQL: insert a transfer and, only if it was new, its `n` postings ($9.. account, amount)."""
+    values = ", ".join(f"(${9 + 2 * i}::text, ${10 + 2 * i}::bigint)" for i in range(n))
+    return (
+        f"WITH t AS ({_INSERT_TRANSFER} RETURNING id)"
+        " INSERT INTO postings (transfer_id, account_id, amount)"
+        f" SELECT t.id, p.account_id, p.amount FROM t, (VALUES {values}) AS p(account_id, amount)"
+    )
+
+
 async def apply_balances(tx: Tx, commit: bool = False) -> None:
     """Apply the transaction's pending balance changes, guarded so no balance goes below zero.
 
@@ -76,8 +84,9 @@ async def apply_balances(tx: Tx, commit: bool = False) -> None:
     transaction, keeps their row locks for only these statements and the commit, and two transactions
     can never wait on each other in a cycle. Raises InsufficientBalance, and the transaction rolls back.
 
-    With `commit` (PostgreSQL, as the transaction's last step) the changes and the COMMIT go to the
-    server as one message, so a balance row is locked for no client round trip at all.
+    With `commit` (PostgreSQL, as the transaction's last step) the changes go into the transaction's
+    tail and reach the server with the COMMIT in one message, so a balance row is locked for no client
+    round trip at all.
     """
     deltas: dict[str, list[Any]] = tx.pending.pop("ledger", None) or {}
     if commit and deltas:
@@ -105,19 +114,13 @@ async def apply_balances(tx: Tx, commit: bool = False) -> None:
 _INSUFFICIENT = "topup_insufficient_balance"
 
 
-def _literal(value: str | None) -> str:
-    """A SQL string literal (standard_conforming_strings is on: only quotes need doubling)."""
-    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
-
-
 async def _apply_and_commit_pg(tx: Tx, deltas: dict[str, list[Any]]) -> None:
-    """`apply_balances` as one PL/pgSQL block followed by COMMIT, sent in a single simple query."""
-    import asyncpg
-
+    """`apply_balances` as one PL/pgSQL block in the transaction's tail: the engine sends it with the
+    COMMIT in a single simple-query message."""
     steps = []
     for account in sorted(deltas):
         amount, owner = int(deltas[account][0]), deltas[account][1]
-        acc = _literal(account)
+        acc = sql_literal(account)
         if amount < 0 and L.must_stay_non_negative(account):
             steps.append(
                 f"UPDATE ledger_accounts SET balance = balance + {amount}"
@@ -128,23 +131,20 @@ async def _apply_and_commit_pg(tx: Tx, deltas: dict[str, list[Any]]) -> None:
             steps.append(
                 f"UPDATE ledger_accounts SET balance = balance + {amount} WHERE id = {acc};"
                 " IF NOT FOUND THEN INSERT INTO ledger_accounts (id, merchant_id, balance)"
-                f" VALUES ({acc}, {_literal(owner)}, {amount}) ON CONFLICT (id) DO UPDATE"
+                f" VALUES ({acc}, {sql_literal(owner)}, {amount}) ON CONFLICT (id) DO UPDATE"
                 " SET balance = ledger_accounts.balance + EXCLUDED.balance; END IF;"
             )
-    sql = "DO $topup$ BEGIN " + " ".join(steps) + " END $topup$; COMMIT;"
-    raw = (await tx.conn.get_raw_connection()).driver_connection
-    assert raw is not None
-    try:
-        await raw.execute(sql)
-    except asyncpg.RaiseError as e:
-        message = str(e)
-        if message.startswith(_INSUFFICIENT):
-            required = int(message.rsplit(":", 1)[1])
-            raise InsufficientBalance(
-                "available balance is lower than the amount", {"required": required}
-            ) from None
-        raise
-    # Committed: SQLAlchemy's own COMMIT that follows is a harmless no-op.
+    tx.tail.append("DO $topup$ BEGIN " + " ".join(steps) + " END $topup$")
+    tx.commit_errors.append(_insufficient)
+
+
+def _insufficient(error: BaseException) -> BaseException | None:
+    """The balance block's RAISE, as the InsufficientBalance the caller expects."""
+    message = str(error)
+    if not message.startswith(_INSUFFICIENT):
+        return None
+    required = int(message.rsplit(":", 1)[1])
+    return InsufficientBalance("available balance is lower than the amount", {"required": required})
 
 
 async def balance(tx: Tx, merchant_id: str) -> dict[str, Any]:

@@ -272,8 +272,7 @@ async def requeue(tx: Tx, event_id: str) -> dict[str, Any]:
             .values(run_at=tx.now, payload=payload, locked_until=None)
         )
         if moved.rowcount:
-            if tx.is_postgres:
-                await tx.conn.execute(text("SELECT pg_notify('topup_jobs', '')"))
+            tx.notify("topup_jobs")
             tx.jobs_enqueued = True
     return await get_delivery(tx, event_id)
 

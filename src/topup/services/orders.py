@@ -14,7 +14,7 @@ from sqlalchemy import and_, or_, select
 
 from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Tx
-from topup.adapters.db.helpers import insert_ignore, new_id
+from topup.adapters.db.helpers import new_id
 from topup.clock import rfc3339
 from topup.domain import ledger as L
 from topup.domain.accounts import InvalidAccount, validate_account
@@ -143,7 +143,7 @@ async def place_order(
         "created_at": tx.now,
         "updated_at": tx.now,
     }
-    if not await insert_ignore(tx, t.orders, row, ["merchant_id", "merchant_order_id"]):
+    if not await _insert_order(tx, row):
         # A concurrent request with the same merchant_order_id won the insert.
         existing = await _by_merchant_order_id(tx, merchant_id, req.merchant_order_id)
         assert existing is not None
@@ -153,6 +153,25 @@ async def place_order(
         await jobs.enqueue(tx, "route", f"route:{order_id}", {"order_id": order_id})
     await add_event(tx, order_id, None, "created", {"price": v.product.price, "group": v.group.code})
     return render(row, []), True
+
+
+_ORDER_COLUMNS = (
+    "id, merchant_id, merchant_order_id, request_hash, batch_id, business_type, product_code, account,"
+    " carrier, face_value, price, status, notify_url, extra, funding, group_code, is_probe, attempt_count,"
+    " created_at, updated_at"
+)
+_INSERT_ORDER = (
+    f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+    " $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (merchant_id, merchant_order_id) DO NOTHING"
+)
+
+
+async def _insert_order(tx: Tx, row: dict[str, Any]) -> bool:
+    """One order row unless the merchant already used its merchant_order_id; True when inserted."""
+    values = [row[c.strip()] for c in _ORDER_COLUMNS.split(",")]
+    if values[13] is not None:  # extra (JSON)
+        values[13] = orjson.dumps(values[13]).decode()
+    return await tx.exec(_INSERT_ORDER, *values) == 1
 
 
 async def hold_price(tx: Tx, merchant_id: str, order_id: str, price: int) -> None:
@@ -177,24 +196,34 @@ async def _replay(tx: Tx, existing: Any, req: OrderRequest) -> tuple[dict[str, A
 
 
 async def _by_merchant_order_id(tx: Tx, merchant_id: str, merchant_order_id: str) -> Any | None:
-    return (
-        await tx.conn.execute(
-            select(t.orders).where(
-                t.orders.c.merchant_id == merchant_id, t.orders.c.merchant_order_id == merchant_order_id
-            )
-        )
-    ).first()
+    return await tx.fetchrow(
+        "SELECT * FROM orders WHERE merchant_id = $1 AND merchant_order_id = $2",
+        merchant_id,
+        merchant_order_id,
+    )
+
+
+_INSERT_EVENTS = (
+    "INSERT INTO order_events (order_id, attempt_no, kind, detail, at) VALUES ($1, $2, $3, $4, $5)"
+)
 
 
 async def add_event(tx: Tx, order_id: str, attempt_no: int | None, kind: str, detail: dict[str, Any]) -> None:
-    """Append to the order's operator timeline; the same fact becomes a log line once committed."""
-    await tx.conn.execute(
-        t.order_events.insert().values(
-            order_id=order_id, attempt_no=attempt_no, kind=kind, detail=detail, at=tx.now
-        )
-    )
+    """Append to the order's operator timeline; the same fact becomes a log line once committed.
+
+    The transaction's events are written together just before it commits (one round trip for all).
+    """
+    pending: list[tuple[Any, ...]] | None = tx.pending.get("order_events")
+    if pending is None:
+        pending = tx.pending["order_events"] = []
+        tx.before_commit(lambda: _write_events(tx))
+    pending.append((order_id, attempt_no, kind, orjson.dumps(detail).decode(), tx.now))
     fields = {"order_id": order_id, "attempt_no": attempt_no, **detail}
     tx.after_commit(lambda: log.info(kind, **fields))
+
+
+async def _write_events(tx: Tx) -> None:
+    await tx.executemany(_INSERT_EVENTS, tx.pending.pop("order_events", None) or [])
 
 
 def render_attempt(a: Any) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+import orjson
+from sqlalchemy import select
 from sqlalchemy.exc import NoResultFound
 
 from topup.adapters.db import tables as t
@@ -18,9 +19,15 @@ from topup.services.orders import attempts_of, render
 _CHUNK = 1000
 
 
-async def emit_final(tx: Tx, order_id: str) -> str:
-    """Write `order.<status>` for the order as it is now, and queue its webhook delivery."""
-    return (await emit_final_many(tx, [order_id]))[0]
+async def emit_final(tx: Tx, order_id: str, row: Any = None) -> str:
+    """Write `order.<status>` for the order as it is now, and queue its webhook delivery.
+
+    `row`, when given, is the order row as it is now (e.g. from the final UPDATE's RETURNING).
+    """
+    if row is None:
+        return (await emit_final_many(tx, [order_id]))[0]
+    attempts = await tx.fetch("SELECT * FROM attempts WHERE order_id = $1 ORDER BY no", order_id)
+    return (await _write(tx, [row], {order_id: attempts}))[0]
 
 
 async def emit_final_many(tx: Tx, order_ids: Sequence[str]) -> list[str]:
@@ -42,56 +49,48 @@ async def _emit(tx: Tx, order_ids: Sequence[str]) -> list[str]:
     if missing:
         raise NoResultFound(f"order {missing[0]} not found")
     orders = [found[oid] for oid in order_ids]
-    attempts = await attempts_of(tx, list(found))
+    return await _write(tx, orders, await attempts_of(tx, list(found)))
+
+
+async def _write(tx: Tx, orders: Sequence[Any], attempts: dict[str, list[Any]]) -> list[str]:
     merchant_ids = list(dict.fromkeys(o.merchant_id for o in orders))
     # The merchant's default URL, for orders that did not give their own.
     default_urls: dict[str, str | None] = {}
     for mid in dict.fromkeys(o.merchant_id for o in orders if not o.notify_url):
-        default_urls[mid] = (
-            await tx.conn.execute(select(t.merchants.c.notify_url).where(t.merchants.c.id == mid))
-        ).scalar()
+        row = await tx.fetchrow("SELECT notify_url FROM merchants WHERE id = $1", mid)
+        default_urls[mid] = row.notify_url if row else None
     event_ids: list[str] = []
-    events: list[dict[str, Any]] = []
-    deliveries: list[dict[str, Any]] = []
+    events: list[tuple[Any, ...]] = []
+    deliveries: list[tuple[Any, ...]] = []
     notify_jobs: list[tuple[str, dict[str, Any]]] = []
     for order in orders:
         event_id = new_id("evt", tx.now)
         etype = f"order.{order.status}"
         event_ids.append(event_id)
-        events.append(
-            {
-                "id": event_id,
-                "merchant_id": order.merchant_id,
-                "order_id": order.id,
-                "type": etype,
-                "payload": {"event_id": event_id, "type": etype, "order": render(order, attempts[order.id])},
-                "created_at": tx.now,
-            }
-        )
+        payload = {"event_id": event_id, "type": etype, "order": render(order, attempts[order.id])}
+        events.append((event_id, order.merchant_id, order.id, etype, orjson.dumps(payload).decode(), tx.now))
         url = order.notify_url or default_urls.get(order.merchant_id)
         if url:
-            deliveries.append(
-                {
-                    "event_id": event_id,
-                    "merchant_id": order.merchant_id,
-                    "order_id": order.id,
-                    "url": url,
-                    "status": "pending",
-                    "tries": 0,
-                    "next_at": tx.now,
-                    "created_at": tx.now,
-                }
-            )
+            deliveries.append((event_id, order.merchant_id, order.id, url, tx.now))
             notify_jobs.append((f"notify:{event_id}", {"event_id": event_id}))
-    await tx.conn.execute(t.events.insert(), events)
+    await tx.executemany(_INSERT_EVENT, events)
     if deliveries:
-        await tx.conn.execute(t.deliveries.insert(), deliveries)
+        await tx.executemany(_INSERT_DELIVERY, deliveries)
         await jobs.enqueue_many(tx, "notify", notify_jobs)
-    if tx.is_postgres:
-        for mid in merchant_ids:
-            await tx.conn.execute(text("SELECT pg_notify('topup_events', :m)"), {"m": mid})
+    for mid in merchant_ids:
+        tx.notify("topup_events", mid)
     tx.events_emitted = True
     return event_ids
+
+
+_INSERT_EVENT = (
+    "INSERT INTO events (id, merchant_id, order_id, type, payload, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+)
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (event_id, merchant_id, order_id, url, status, tries, next_at, created_at)"
+    " VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)"
+)
 
 
 def event_message(row: Any) -> dict[str, Any]:
