@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Tx
+from topup.adapters.db.engine import Database, Tx
 from topup.adapters.db.helpers import insert_ignore
 from topup.domain.errors import InvalidRequest, NotFound
 from topup.domain.routing import GroupState, Member
@@ -110,6 +110,14 @@ class ConfigCache:
 
     def invalidate(self) -> None:
         self._snap = None
+
+    async def current(self, db: Database) -> Snapshot:
+        """`get` without a transaction of the caller's: opens one only when the snapshot is stale."""
+        snap = self._snap
+        if snap is not None and time.monotonic() - snap.loaded_at < self.ttl_s:
+            return snap
+        async with db.transaction() as tx:
+            return await self.get(tx)
 
     async def get(self, tx: Tx) -> Snapshot:
         snap = self._snap

@@ -95,7 +95,11 @@ class Fulfilment:
         order = await lock_order(tx, order_id)
         if order is None or order.status != OrderStatus.PROCESSING:
             return None
-        attempts = await tx.fetch("SELECT * FROM attempts WHERE order_id = $1 ORDER BY no", order_id)
+        attempts = (
+            await tx.fetch("SELECT * FROM attempts WHERE order_id = $1 ORDER BY no", order_id)
+            if order.attempt_count
+            else []
+        )
         if any(a.status == AttemptStatus.PENDING for a in attempts):
             return None  # one attempt at a time; its outcome will queue the next step
         snap = await self.cache.get(tx)
@@ -354,7 +358,7 @@ class Fulfilment:
     async def handle_deadline(self, job: Job) -> None:
         """No callback in time: ask the supplier (when it can be asked), then act per SPEC section 3."""
         ref = job.payload["ref"]
-        async with self.db.transaction() as tx:
+        async with self.db.reads() as tx:
             attempt = await tx.fetchrow("SELECT * FROM attempts WHERE ref = $1", ref)
             if attempt is None or attempt.status != AttemptStatus.PENDING:
                 await jobs.finish(tx, job.id)

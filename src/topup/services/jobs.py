@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import text
 
 from topup.adapters.db.engine import Database, Tx
 
@@ -78,30 +77,17 @@ async def delete_key(tx: Tx, key: str) -> None:
     await tx.exec("DELETE FROM jobs WHERE key = $1", key)
 
 
-_CLAIM_PG = text(
-    """
-    UPDATE jobs SET locked_until = :lease, tries = tries + 1
+_CLAIM = """
+    UPDATE jobs SET locked_until = $1, tries = tries + 1
     WHERE id IN (
         SELECT id FROM jobs
-        WHERE run_at <= :now AND (locked_until IS NULL OR locked_until < :now)
-        ORDER BY run_at LIMIT :limit
-        FOR UPDATE SKIP LOCKED)
+        WHERE run_at <= $2 AND (locked_until IS NULL OR locked_until < $2)
+        ORDER BY run_at LIMIT $3{lock})
     RETURNING id, kind, key, payload, tries
-    """
-)
-_CLAIM_SQLITE = text(
-    """
-    UPDATE jobs SET locked_until = :lease, tries = tries + 1
-    WHERE id IN (
-        SELECT id FROM jobs
-        WHERE run_at <= :now AND (locked_until IS NULL OR locked_until < :now)
-        ORDER BY run_at LIMIT :limit)
-    RETURNING id, kind, key, payload, tries
-    """
-)
-
-
-_NEXT_DUE = text("SELECT min(run_at) FROM jobs WHERE locked_until IS NULL OR locked_until < :now")
+"""
+_CLAIM_PG = _CLAIM.format(lock=" FOR UPDATE SKIP LOCKED")
+_CLAIM_SQLITE = _CLAIM.format(lock="")
+_NEXT_DUE = "SELECT min(run_at) AS due FROM jobs WHERE locked_until IS NULL OR locked_until < $1"
 
 
 async def claim_due(db: Database, limit: int, lease_s: float) -> list[Job]:
@@ -115,26 +101,28 @@ async def claim_due_and_next(db: Database, limit: int, lease_s: float) -> tuple[
     One transaction instead of a claim, an empty claim and a `next_due_at` for every wake-up.
     """
     async with db.transaction() as tx:
-        stmt = _CLAIM_PG if tx.is_postgres else _CLAIM_SQLITE
-        rows = (await tx.conn.execute(stmt, {"now": tx.now, "lease": tx.now + lease_s, "limit": limit})).all()
+        rows = await tx.fetch(_CLAIM_PG if tx.is_postgres else _CLAIM_SQLITE, tx.now + lease_s, tx.now, limit)
         nxt = None
         if len(rows) < limit:
-            nxt = (await tx.conn.execute(_NEXT_DUE, {"now": tx.now})).scalar()
+            nxt = await _next_due(tx)
     return _jobs(rows), nxt
 
 
-def _jobs(rows: Any) -> list[Job]:
-    import json
+async def _next_due(tx: Tx) -> float | None:
+    row = await tx.fetchrow(_NEXT_DUE, tx.now)
+    return None if row is None or row.due is None else float(row.due)
 
+
+def _jobs(rows: Any) -> list[Job]:
     out = []
     for r in rows:
         payload = r.payload
         if isinstance(payload, str):
-            payload = json.loads(payload)
+            payload = orjson.loads(payload)
         out.append(Job(r.id, r.kind, r.key, payload or {}, r.tries))
     return out
 
 
 async def next_due_at(db: Database) -> float | None:
     async with db.transaction() as tx:
-        return (await tx.conn.execute(_NEXT_DUE, {"now": tx.now})).scalar()
+        return await _next_due(tx)

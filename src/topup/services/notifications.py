@@ -35,6 +35,13 @@ PER_MERCHANT_IN_FLIGHT = 4
 STEP_ASIDE_S = 0.5
 
 
+_CLAIM = (
+    "SELECT d.url, d.status, d.merchant_id, d.created_at, e.payload, m.secret, o.notify_url"
+    " FROM deliveries d JOIN events e ON e.id = d.event_id JOIN merchants m ON m.id = d.merchant_id"
+    " LEFT OUTER JOIN orders o ON o.id = d.order_id WHERE d.event_id = $1"
+)
+
+
 class DeliveryStatus:
     PENDING = "pending"
     """Not acknowledged yet; `next_at` says when the next try runs."""
@@ -79,33 +86,16 @@ class Notifier:
         await self._record(job, event_id, window_start, result)
 
     async def _claim(self, job: Job, event_id: str) -> tuple[Webhook | None, float]:
-        async with self.db.transaction() as tx:
-            row = (
-                await tx.conn.execute(
-                    select(
-                        t.deliveries.c.url,
-                        t.deliveries.c.status,
-                        t.deliveries.c.merchant_id,
-                        t.deliveries.c.created_at,
-                        t.events.c.payload,
-                        t.merchants.c.secret,
-                        t.orders.c.notify_url,
-                    )
-                    .select_from(
-                        t.deliveries.join(t.events, t.events.c.id == t.deliveries.c.event_id)
-                        .join(t.merchants, t.merchants.c.id == t.deliveries.c.merchant_id)
-                        .outerjoin(t.orders, t.orders.c.id == t.deliveries.c.order_id)
-                    )
-                    .where(t.deliveries.c.event_id == event_id)
-                )
-            ).first()
+        async with self.db.reads() as tx:
+            row = await tx.fetchrow(_CLAIM, event_id)
             if row is None or row.status != DeliveryStatus.PENDING:
                 await jobs.finish(tx, job.id)
                 return None, 0.0
-        payload = row.payload if not isinstance(row.payload, str) else json.loads(row.payload)
+        payload = orjson.loads(row.payload) if isinstance(row.payload, str) else row.payload
+        body = orjson.dumps(payload)
         hook = Webhook(
             url=row.url,
-            body=orjson.dumps(payload),
+            body=body,
             merchant_id=row.merchant_id,
             secret=row.secret,
             event_id=event_id,
@@ -115,24 +105,27 @@ class Notifier:
 
     async def _record(self, job: Job, event_id: str, window_start: float, result: WebhookResult) -> None:
         async with self.db.transaction() as tx:
-            await tx.conn.execute(
-                t.delivery_attempts.insert().values(
-                    event_id=event_id,
-                    at=tx.now,
-                    status_code=result.status_code,
-                    latency_ms=result.latency_ms,
-                    error=result.error[:1000] if result.error else None,
-                )
+            await tx.exec(
+                "INSERT INTO delivery_attempts (event_id, at, status_code, latency_ms, error)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                event_id,
+                tx.now,
+                result.status_code,
+                result.latency_ms,
+                result.error[:1000] if result.error else None,
             )
             tries = t.deliveries.c.tries + 1
             pending = (t.deliveries.c.event_id == event_id) & (
                 t.deliveries.c.status == DeliveryStatus.PENDING
             )
             if result.ok:
-                await tx.conn.execute(
-                    update(t.deliveries)
-                    .where(pending)
-                    .values(status=DeliveryStatus.DELIVERED, tries=tries, delivered_at=tx.now, next_at=None)
+                await tx.exec(
+                    "UPDATE deliveries SET status = $1, tries = tries + 1, delivered_at = $2, next_at = NULL"
+                    " WHERE event_id = $3 AND status = $4",
+                    DeliveryStatus.DELIVERED,
+                    tx.now,
+                    event_id,
+                    DeliveryStatus.PENDING,
                 )
                 await jobs.finish(tx, job.id)
                 return

@@ -276,6 +276,23 @@ class Database:
             fn()
 
     @contextlib.asynccontextmanager
+    async def reads(self) -> AsyncIterator[Tx]:
+        """For a few independent statements that need no transaction around them (a lookup, a delete
+        by id): on PostgreSQL each runs on its own (autocommit), saving BEGIN and COMMIT; on SQLite it
+        is an ordinary transaction. Nothing that waits for the commit (events, ledger, NOTIFY) may be
+        used inside."""
+        if not self.is_postgres:
+            async with self.transaction() as tx:
+                yield tx
+            return
+        async with self._tx_engine.connect() as conn:
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            tx = Tx(conn, self, self.clock.now(), raw)
+            yield tx
+            if tx._before_commit or tx.tail or tx._after_commit:
+                raise RuntimeError("Database.reads() cannot carry work that waits for a commit")
+
+    @contextlib.asynccontextmanager
     async def _sqlite_transaction(self) -> AsyncIterator[Tx]:
         lock = self._sqlite_lock
         assert lock is not None

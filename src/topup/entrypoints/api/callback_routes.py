@@ -29,14 +29,11 @@ async def topup_json_callback(
     channel: str, request: Request, c: Annotated[Container, Depends(container)]
 ) -> JSONOut:
     body = await request.body()
-    async with c.db.transaction() as tx:
-        snap = await c.cache.get(tx)
-    ch = snap.channels.get(channel)
+    ch = (await c.cache.current(c.db)).channels.get(channel)
     if ch is None:
         # Channels are few and cached; a miss may just be a new channel.
         c.cache.invalidate()
-        async with c.db.transaction() as tx:
-            ch = (await c.cache.get(tx)).channels.get(channel)
+        ch = (await c.cache.current(c.db)).channels.get(channel)
     if ch is None:
         raise NotFound(f"unknown channel {channel}")
     try:
