@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--pool-size",
         type=int,
         default=5,
-        help="TOPUP_DB_POOL_SIZE per process (max pool+2*pool connections each; PostgreSQL allows 100)",
+        help="TOPUP_DB_POOL_SIZE per process (no overflow: that many connections each; PG allows 100)",
     )
     ap.add_argument(
         "--cprofile", action="store_true", help="run every topup process under cProfile (<results>/profiles)"

@@ -77,7 +77,9 @@ class Container:
 def build(settings: Settings | None = None, clock: Clock | None = None) -> Container:
     settings = settings or Settings()
     clock = clock or Clock()
-    db = Database(settings.database_url, clock, pool_size=settings.db_pool_size)
+    db = Database(
+        settings.database_url, clock, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
     cache = ConfigCache()
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
     http = httpx.AsyncClient(limits=limits, timeout=30.0, trust_env=False)

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # Session cookie signing key for the web pages; derived from admin_token when unset.
     session_secret: str | None = None
     db_pool_size: int = 10
+    # Extra connections beyond the pool under a burst. Each is opened for one transaction and closed
+    # again, which under sustained load means a new PostgreSQL backend per transaction: keep it 0 and
+    # size the pool instead.
+    db_max_overflow: int = 0
     # How long a starting process waits for the database to come up before giving up.
     startup_wait_s: float = 60.0
     # Multiplies every webhook retry delay and the 25 h retry window (tests use tiny values).

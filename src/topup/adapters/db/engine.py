@@ -230,7 +230,7 @@ async def _as_dbapi_error(conn: AsyncConnection, sql: str, e: BaseException) -> 
 
 
 class Database:
-    def __init__(self, url: str, clock: Clock, pool_size: int = 10) -> None:
+    def __init__(self, url: str, clock: Clock, pool_size: int = 10, max_overflow: int = 0) -> None:
         self.url = async_url(url)
         self.clock = clock
         self.is_postgres = self.url.startswith("postgresql")
@@ -239,7 +239,7 @@ class Database:
             self.engine = create_async_engine(
                 self.url,
                 pool_size=pool_size,
-                max_overflow=pool_size * 2,
+                max_overflow=max_overflow,
                 pool_recycle=300,
                 # Statement parameters (merchant secrets, password hashes) never go into error messages.
                 hide_parameters=True,
