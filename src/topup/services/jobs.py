@@ -87,6 +87,14 @@ _CLAIM = """
 """
 _CLAIM_PG = _CLAIM.format(lock=" FOR UPDATE SKIP LOCKED")
 _CLAIM_SQLITE = _CLAIM.format(lock="")
+_CLAIM_AND_NEXT_PG = f"""
+    WITH c AS ({_CLAIM_PG})
+    SELECT id, kind, key, payload, tries, NULL::float8 AS due FROM c
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, (
+        SELECT min(run_at) FROM jobs
+        WHERE (locked_until IS NULL OR locked_until < $2) AND id NOT IN (SELECT id FROM c))
+"""
 _NEXT_DUE = "SELECT min(run_at) AS due FROM jobs WHERE locked_until IS NULL OR locked_until < $1"
 
 
@@ -100,8 +108,16 @@ async def claim_due_and_next(db: Database, limit: int, lease_s: float) -> tuple[
 
     One transaction instead of a claim, an empty claim and a `next_due_at` for every wake-up.
     """
+    if db.is_postgres:
+        # One statement, on its own (no BEGIN/COMMIT): the claim and, past the rows it took, the next due.
+        async with db.reads() as tx:
+            rows = await tx.fetch(_CLAIM_AND_NEXT_PG, tx.now + lease_s, tx.now, limit)
+        claimed = [r for r in rows if r.id is not None]
+        due = next((r.due for r in rows if r.id is None), None)
+        nxt = float(due) if due is not None and len(claimed) < limit else None
+        return _jobs(claimed), nxt
     async with db.transaction() as tx:
-        rows = await tx.fetch(_CLAIM_PG if tx.is_postgres else _CLAIM_SQLITE, tx.now + lease_s, tx.now, limit)
+        rows = await tx.fetch(_CLAIM_SQLITE, tx.now + lease_s, tx.now, limit)
         nxt = None
         if len(rows) < limit:
             nxt = await _next_due(tx)

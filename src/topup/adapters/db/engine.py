@@ -243,11 +243,12 @@ class Database:
                 pool_recycle=300,
                 # Statement parameters (merchant secrets, password hashes) never go into error messages.
                 hide_parameters=True,
+                # Transactions are driven by hand on the raw connection (BEGIN ... tail; COMMIT, see
+                # `_pg_transaction`), so the driver adapter must never open one of its own. As the
+                # engine's default the pool does not switch it on every checkout and back on checkin.
+                isolation_level="AUTOCOMMIT",
             )
             _setup_postgres(self.engine)
-            # Transactions are driven by hand on the raw connection (BEGIN ... tail; COMMIT), so the
-            # driver adapter must not open its own: the same pool, in autocommit mode.
-            self._tx_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             self.engine = create_async_engine(self.url, hide_parameters=True)
             _setup_sqlite(self.engine)
@@ -285,7 +286,7 @@ class Database:
             async with self.transaction() as tx:
                 yield tx
             return
-        async with self._tx_engine.connect() as conn:
+        async with self.engine.connect() as conn:
             raw: Any = (await conn.get_raw_connection()).driver_connection
             tx = Tx(conn, self, self.clock.now(), raw)
             yield tx
@@ -315,7 +316,7 @@ class Database:
     async def _pg_transaction(self) -> AsyncIterator[Tx]:
         """BEGIN on the raw asyncpg connection; the tail (NOTIFYs, balance block) and COMMIT go as one
         simple-query message, so a transaction costs no round trip beyond its own statements."""
-        async with self._tx_engine.connect() as conn:
+        async with self.engine.connect() as conn:
             fairy = await conn.get_raw_connection()
             raw: Any = fairy.driver_connection
             tx = Tx(conn, self, self.clock.now(), raw)
@@ -377,7 +378,8 @@ async def migrate(db: Database) -> None:
         command.upgrade(_alembic_config(sync_conn), "head")
 
     if db.is_postgres:
-        async with db.engine.begin() as conn:
+        # The engine's connections are in autocommit mode (see Database); migrations want a transaction.
+        async with db.engine.execution_options(isolation_level="READ COMMITTED").begin() as conn:
             # Several processes may start at once: one migrates, the others wait on the lock.
             from sqlalchemy import text
 
