@@ -30,6 +30,12 @@ from topup.services.orders import add_event
 
 FinalHook = Callable[[Tx, Any], Awaitable[None]]
 
+# An attempt is stored as `sent` before its dispatch; the dispatch reply replaces that with the reply's
+# kind. A deadline finding it still `sent` waits for the reply until `2 * timeout_s` (the dispatch
+# itself is bounded by `timeout_s`) plus this long after the attempt was stored.
+DISPATCH_SENT = "sent"
+DISPATCH_GRACE_S = 2.0
+
 
 @dataclass
 class Fulfilment:
@@ -143,13 +149,14 @@ class Fulfilment:
         ref = attempt_ref(order_id, no)
         await tx.exec(
             "INSERT INTO attempts (order_id, no, ref, channel_code, group_code, status, dispatch_state,"
-            " started_at, dispatched_at, deadline_at) VALUES ($1, $2, $3, $4, $5, $6, 'sent', $7, $7, $8)",
+            " started_at, dispatched_at, deadline_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
             order_id,
             no,
             ref,
             channel_code,
             group.code,
             str(AttemptStatus.PENDING),
+            DISPATCH_SENT,
             tx.now,
             tx.now + channel.timeout_s,
         )
@@ -188,7 +195,13 @@ class Fulfilment:
     async def _dispatch(
         self, order_id: str, no: int, ref: str, channel: catalog.Channel, req: DispatchRequest
     ) -> None:
-        """Send outside any transaction (the attempt is already stored), then record the reply."""
+        """Send outside any transaction (the attempt is already stored), then record the reply.
+
+        The channel's time runs from the dispatch: when the supplier has answered, the attempt's
+        deadline moves to `sent_at + timeout_s`, so time an overloaded platform spent before sending
+        is not counted against the supplier.
+        """
+        sent_at = self.db.clock.now()
         out = await self.supplier.dispatch(channel.base_url, channel.secret, req, channel.timeout_s)
         async with self.db.transaction() as tx:
             await add_event(
@@ -205,15 +218,30 @@ class Fulfilment:
                     "supplier_order_id": out.supplier_order_id,
                 },
             )
+            deadline = sent_at + channel.timeout_s
             attempt = await tx.fetchrow(
-                "UPDATE attempts SET supplier_order_id = $1, latency_ms = $2 WHERE ref = $3 RETURNING *",
+                "UPDATE attempts SET supplier_order_id = $1, latency_ms = $2, dispatch_state = $3,"
+                " dispatched_at = $4, deadline_at = CASE WHEN status = $5 THEN $6 ELSE deadline_at END"
+                " WHERE ref = $7 RETURNING *",
                 out.supplier_order_id,
                 out.latency_ms,
+                out.kind,
+                sent_at,
+                str(AttemptStatus.PENDING),
+                deadline,
                 ref,
             )
-            if out.kind == "rejected" and attempt is not None:
+            if attempt is None:
+                return
+            if out.kind == "rejected":
                 await self.fail_attempt(
                     tx, attempt, f"rejected: {out.code or ''} {out.message or ''}".strip()
+                )
+            elif attempt.status == AttemptStatus.PENDING:
+                await tx.exec(
+                    "UPDATE jobs SET run_at = $1 WHERE key = $2 AND locked_until IS NULL AND run_at < $1",
+                    deadline,
+                    f"deadline:{ref}",
                 )
 
     # ---- attempt outcomes -------------------------------------------------------------------------
@@ -365,6 +393,18 @@ class Fulfilment:
                 return
             snap = await self.cache.get(tx)
         channel = snap.channels.get(attempt.channel_code)
+        if channel is not None and attempt.dispatch_state == DISPATCH_SENT:
+            # No dispatch reply recorded yet: the dispatch is still on its way (a busy worker) or its
+            # worker died. Wait for the reply (which moves this deadline) up to a grace period; past
+            # it, ask the supplier as usual (a dispatch that never left answers `not_found`).
+            until = attempt.started_at + 2 * channel.timeout_s + DISPATCH_GRACE_S
+            now = self.db.clock.now()
+            if now < until:
+                # Look again soon: the reply may be being recorded right now (it cannot move this
+                # deadline while it runs).
+                async with self.db.transaction() as tx:
+                    await jobs.reschedule(tx, job.id, min(until, now + max(0.1, channel.timeout_s / 2)))
+                return
         query = None
         if channel is not None and channel.supports_query:
             query = await self.supplier.query(channel.base_url, channel.secret, ref, channel.timeout_s)
