@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     log_json: bool = True
     # Worker tuning.
     worker_concurrency: int = 64
+    # Of those, how many `route` jobs (store the next attempt, then dispatch it) run at once. A burst
+    # (a paid 10,000-row batch) then reaches suppliers as a steady stream instead of all at once;
+    # the rest wait as unclaimed jobs, with no attempt stored and so no supplier clock running.
+    worker_dispatch_concurrency: int = 16
     worker_poll_s: float = 0.2
     job_lease_s: float = 60.0
     run_worker: bool = True

@@ -13,6 +13,7 @@ import asyncio
 import time
 from typing import Any
 
+from tests.conftest import start_platform
 from tests.support.platform import Platform, setup_airtime
 
 from topup.adapters.db.engine import Database
@@ -92,3 +93,52 @@ def test_deadline_counts_from_the_dispatch_reply(platform: Platform, sim: Any) -
     # The query answered `processing`: the order waits on, still on its first attempt.
     order = m.get(f"/v1/orders/{order_id}").json()
     assert order["status"] == "processing" and [a["status"] for a in order["attempts"]] == ["pending"]
+
+
+def test_a_burst_reaches_suppliers_at_most_dispatch_concurrency_at_a_time(
+    database_url: str, sim: Any
+) -> None:
+    # Each dispatch takes 0.3 s to answer; eight orders arrive at once; the worker may run two
+    # route jobs (store attempt + dispatch) at a time, so no more than two are ever in flight.
+    server, p = start_platform(database_url, worker_dispatch_concurrency=2)
+    try:
+        setup_airtime(
+            p,
+            sim,
+            {"supA": {"reply_latency_s": 0.3, "callback_delay_s": 0.4}},
+            timeout_s=5.0,
+            max_wait_s=10.0,
+        )
+        m = p.merchant(balance=100_000)
+        ids = [m.order(f"CAP-{i}").json()["order_id"] for i in range(8)]
+        for order_id in ids:
+            assert p.wait_order(order_id, timeout_s=30)["status"] == "succeeded"
+
+        async def spans() -> list[tuple[float, float]]:
+            db = Database(p.database_url, Clock(), pool_size=1)
+            try:
+                # Every reply recorded (a callback may be applied before its dispatch reply).
+                for _ in range(200):
+                    rows = await _fetch(db, "SELECT started_at, dispatched_at, latency_ms FROM attempts")
+                    if all(r.latency_ms is not None for r in rows):
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await db.dispose()
+            # From storing the attempt to the supplier's reply: the time a route job holds its slot.
+            return [(r.started_at, r.dispatched_at + r.latency_ms / 1000) for r in rows]
+
+        intervals = asyncio.run(spans())
+        assert len(intervals) == 8
+        assert all(end - start >= 0.25 for start, end in intervals)
+        # The most attempts in flight at any moment (an attempt's end is its reply).
+        edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+        in_flight = peak = 0
+        for _, step in edges:
+            in_flight += step
+            peak = max(peak, in_flight)
+        assert peak == 2, intervals
+        assert p.ledger_check()["balanced"] is True
+    finally:
+        p.admin.close()
+        server.stop()

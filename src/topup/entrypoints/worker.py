@@ -24,6 +24,7 @@ from topup.services.jobs import Job
 log = structlog.get_logger()
 
 Handler = Callable[[Job], Awaitable[None]]
+ROUTE = "route"
 
 
 def retry_delay(tries: int) -> float:
@@ -36,6 +37,8 @@ class Worker:
         self.c = c
         self.handlers = handlers
         self.concurrency = c.settings.worker_concurrency
+        self.dispatch_concurrency = max(1, min(c.settings.worker_dispatch_concurrency, self.concurrency))
+        self.routes_running = 0
         self.poll_s = c.settings.worker_poll_s
         self.lease_s = c.settings.job_lease_s
         self.wake = asyncio.Event()
@@ -125,14 +128,24 @@ class Worker:
             await self._sleep(0.05)
             return False, None
         self.wake.clear()
-        limit = min(free, 100)
-        batch, nxt = await jobs.claim_due_and_next(self.c.db, limit, self.lease_s)
+        # Route jobs beyond `dispatch_concurrency` stay unclaimed: claim at most that many of any kind
+        # while route slots are free, and only other kinds while they are not.
+        route_free = self.dispatch_concurrency - self.routes_running
+        skip = ROUTE if route_free <= 0 else None
+        limit = min(free, 100) if skip else min(free, route_free, 100)
+        batch, nxt = await jobs.claim_due_and_next(self.c.db, limit, self.lease_s, skip)
         for job in batch:
+            if job.kind == ROUTE:
+                self.routes_running += 1
             task = asyncio.create_task(self._run(job))
             self.running.add(task)
             task.add_done_callback(self._done)
         # A full batch may have left more due work behind; a short one means nothing else is due now.
-        self._full = len(batch) >= free
+        # With route work held back, a finishing job must wake the loop (see `_done`), and the next
+        # due time may be a route job's: sleep until woken or the poll instead.
+        self._full = len(batch) >= free or skip is not None
+        if skip is not None:
+            return False, None
         return len(batch) >= limit, nxt
 
     def _done(self, task: asyncio.Task[None]) -> None:
@@ -143,6 +156,13 @@ class Worker:
             self.wake.set()
 
     async def _run(self, job: Job) -> None:
+        try:
+            await self._handle(job)
+        finally:
+            if job.kind == ROUTE:
+                self.routes_running -= 1
+
+    async def _handle(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
         try:
             if handler is None:
