@@ -69,21 +69,29 @@ def test_deadline_counts_from_the_dispatch_reply(platform: Platform, sim: Any) -
             def as_job(row: Any) -> Job:
                 return Job(int(row.id), row.kind, row.key, {"ref": ref}, int(row.tries))
 
-            # 2. A deadline that finds the dispatch still on its way (`sent`) waits for it: no query.
+            # 2. A deadline job that runs before the attempt's deadline (the reply moved the deadline
+            # while the job was claimed) goes back to sleep until then: no query.
+            await f.handle_deadline(as_job(job))
+            assert fake.query_calls == []
+            (job,) = await _fetch(db, "SELECT * FROM jobs WHERE key = $1", f"deadline:{ref}")
+            assert abs(job.run_at - attempt.deadline_at) < 1e-3
+
+            # 3. A deadline that finds the dispatch still on its way (`sent`) waits for it: no query.
             now = time.time()
-            await _exec(
-                db, "UPDATE attempts SET dispatch_state = 'sent', started_at = $1 WHERE ref = $2", now, ref
+            sent = (
+                "UPDATE attempts SET dispatch_state = 'sent', started_at = $1, deadline_at = $2"
+                " WHERE ref = $3"
             )
+            await _exec(db, sent, now, now + TIMEOUT_S, ref)
             await f.handle_deadline(as_job(job))
             assert fake.query_calls == []
             (job,) = await _fetch(db, "SELECT * FROM jobs WHERE key = $1", f"deadline:{ref}")
             assert now < job.run_at <= now + 2 * TIMEOUT_S + DISPATCH_GRACE_S
-            assert (await _fetch(db, "SELECT status FROM attempts WHERE ref = $1", ref))[
-                0
-            ].status == "pending"
+            (row,) = await _fetch(db, "SELECT status FROM attempts WHERE ref = $1", ref)
+            assert row.status == "pending"
 
-            # 3. Past the grace period (the worker that stored it died): ask the supplier as usual.
-            await _exec(db, "UPDATE attempts SET started_at = $1 WHERE ref = $2", now - 3 * TIMEOUT_S, ref)
+            # 4. Past the grace period (the worker that stored it died): ask the supplier as usual.
+            await _exec(db, sent, now - 3 * TIMEOUT_S, now - 2 * TIMEOUT_S, ref)
             await f.handle_deadline(as_job(job))
             assert [c.ref for c in fake.query_calls] == [ref]
         finally:

@@ -131,9 +131,9 @@ class Worker:
         # Route jobs beyond `dispatch_concurrency` stay unclaimed: claim at most that many of any kind
         # while route slots are free, and only other kinds while they are not.
         route_free = self.dispatch_concurrency - self.routes_running
-        skip = ROUTE if route_free <= 0 else None
+        skip = route_free <= 0
         limit = min(free, 100) if skip else min(free, route_free, 100)
-        batch, nxt = await jobs.claim_due_and_next(self.c.db, limit, self.lease_s, skip)
+        batch, nxt = await jobs.claim_due_and_next(self.c.db, limit, self.lease_s, skip_routes=skip)
         for job in batch:
             if job.kind == ROUTE:
                 self.routes_running += 1
@@ -143,8 +143,8 @@ class Worker:
         # A full batch may have left more due work behind; a short one means nothing else is due now.
         # With route work held back, a finishing job must wake the loop (see `_done`), and the next
         # due time may be a route job's: sleep until woken or the poll instead.
-        self._full = len(batch) >= free or skip is not None
-        if skip is not None:
+        self._full = len(batch) >= free or skip
+        if skip:
             return False, None
         return len(batch) >= limit, nxt
 

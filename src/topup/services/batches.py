@@ -105,35 +105,11 @@ async def create_batch(
             )
             continue
         v = c["validated"]
-        order_id = new_id("ord", tx.now)
         merchant_order_id = B.row_order_id(batch_id, c["row"])
         req = orders.OrderRequest(merchant_order_id, v.product.code, c["account"], notify_url)
-        order_rows.append(
-            {
-                "id": order_id,
-                "merchant_id": merchant_id,
-                "merchant_order_id": merchant_order_id,
-                "request_hash": req.fingerprint(),
-                "batch_id": batch_id,
-                "business_type": v.product.business_type,
-                "product_code": v.product.code,
-                "account": v.account,
-                "carrier": v.brand,
-                "face_value": v.product.face_value,
-                "price": v.product.price,
-                "status": str(OrderStatus.PENDING_PAYMENT),
-                "failure_reason": None,
-                "notify_url": notify_url,
-                "extra": None,
-                "funding": "balance",
-                "payment_id": None,
-                "group_code": v.group.code,
-                "is_probe": False,
-                "attempt_count": 0,
-                "created_at": tx.now,
-                "updated_at": tx.now,
-            }
-        )
+        row = orders.new_order_row(tx.now, merchant_id, req, v, batch_id)
+        order_id = row["id"]
+        order_rows.append(row)
         amount += v.product.price
         batch_rows.append(
             {

@@ -391,7 +391,7 @@ class Fulfilment:
             if attempt is None or attempt.status != AttemptStatus.PENDING:
                 await jobs.finish(tx, job.id)
                 return
-            snap = await self.cache.get(tx)
+        snap = await self.cache.current(self.db)
         channel = snap.channels.get(attempt.channel_code)
         if channel is not None and attempt.dispatch_state == DISPATCH_SENT:
             # No dispatch reply recorded yet: the dispatch is still on its way (a busy worker) or its
@@ -405,6 +405,13 @@ class Fulfilment:
                 async with self.db.transaction() as tx:
                     await jobs.reschedule(tx, job.id, min(until, now + max(0.1, channel.timeout_s / 2)))
                 return
+        due = attempt.deadline_at
+        if due is not None and self.db.clock.now() < due - 0.001:
+            # The reply moved the deadline while this job was already claimed (it could not move
+            # the job): run again when the channel's time from the dispatch is really up.
+            async with self.db.transaction() as tx:
+                await jobs.reschedule(tx, job.id, due)
+            return
         query = None
         if channel is not None and channel.supports_query:
             query = await self.supplier.query(channel.base_url, channel.secret, ref, channel.timeout_s)

@@ -119,30 +119,9 @@ async def place_order(
     if existing is not None:
         return await _replay(tx, existing, req)
     v = resolve(snapshot, req.product_code, req.account)
-    order_id = new_id("ord", tx.now)
+    row = new_order_row(tx.now, merchant_id, req, v, batch_id)
+    order_id = row["id"]
     in_batch = batch_id is not None
-    row = {
-        "id": order_id,
-        "merchant_id": merchant_id,
-        "merchant_order_id": req.merchant_order_id,
-        "request_hash": req.fingerprint(),
-        "batch_id": batch_id,
-        "business_type": v.product.business_type,
-        "product_code": v.product.code,
-        "account": v.account,
-        "carrier": v.brand,
-        "face_value": v.product.face_value,
-        "price": v.product.price,
-        "status": str(OrderStatus.PENDING_PAYMENT if in_batch else OrderStatus.PROCESSING),
-        "notify_url": req.notify_url,
-        "extra": req.extra,
-        "funding": "balance",
-        "group_code": v.group.code,
-        "is_probe": False,
-        "attempt_count": 0,
-        "created_at": tx.now,
-        "updated_at": tx.now,
-    }
     if not await _insert_order(tx, row):
         # A concurrent request with the same merchant_order_id won the insert.
         existing = await _by_merchant_order_id(tx, merchant_id, req.merchant_order_id)
@@ -153,6 +132,36 @@ async def place_order(
         await jobs.enqueue(tx, "route", f"route:{order_id}", {"order_id": order_id})
     await add_event(tx, order_id, None, "created", {"price": v.product.price, "group": v.group.code})
     return render(row, []), True
+
+
+def new_order_row(
+    now: float, merchant_id: str, req: OrderRequest, v: Validated, batch_id: str | None = None
+) -> dict[str, Any]:
+    """The row of a new order (a batch row's waits for its payment: `pending_payment`)."""
+    return {
+        "id": new_id("ord", now),
+        "merchant_id": merchant_id,
+        "merchant_order_id": req.merchant_order_id,
+        "request_hash": req.fingerprint(),
+        "batch_id": batch_id,
+        "business_type": v.product.business_type,
+        "product_code": v.product.code,
+        "account": v.account,
+        "carrier": v.brand,
+        "face_value": v.product.face_value,
+        "price": v.product.price,
+        "status": str(OrderStatus.PENDING_PAYMENT if batch_id else OrderStatus.PROCESSING),
+        "failure_reason": None,
+        "notify_url": req.notify_url,
+        "extra": req.extra,
+        "funding": "balance",
+        "payment_id": None,
+        "group_code": v.group.code,
+        "is_probe": False,
+        "attempt_count": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 _ORDER_COLUMNS = (

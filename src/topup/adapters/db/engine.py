@@ -287,9 +287,16 @@ class Database:
                 yield tx
             return
         async with self.engine.connect() as conn:
-            raw: Any = (await conn.get_raw_connection()).driver_connection
+            fairy = await conn.get_raw_connection()
+            raw: Any = fairy.driver_connection
             tx = Tx(conn, self, self.clock.now(), raw)
-            yield tx
+            try:
+                await _clean(tx, raw)
+                yield tx
+            except BaseException as e:
+                if not isinstance(e, Exception):
+                    _discard(fairy)
+                raise
             if tx._before_commit or tx.tail or tx._after_commit:
                 raise RuntimeError("Database.reads() cannot carry work that waits for a commit")
 
@@ -315,40 +322,61 @@ class Database:
     @contextlib.asynccontextmanager
     async def _pg_transaction(self) -> AsyncIterator[Tx]:
         """BEGIN on the raw asyncpg connection; the tail (NOTIFYs, balance block) and COMMIT go as one
-        simple-query message, so a transaction costs no round trip beyond its own statements."""
+        simple-query message, so a transaction costs no round trip beyond its own statements.
+
+        The pool cannot clean up after us (with the adapter in autocommit mode its reset on return is a
+        no-op), so every way out of here leaves the connection outside a transaction or discarded.
+        """
         async with self.engine.connect() as conn:
             fairy = await conn.get_raw_connection()
             raw: Any = fairy.driver_connection
             tx = Tx(conn, self, self.clock.now(), raw)
-            await tx._pg(raw.execute, "BEGIN", ())
             try:
+                await _clean(tx, raw)
+                await tx._pg(raw.execute, "BEGIN", ())
                 yield tx
                 await _run_before_commit(tx)
                 message = "; ".join([*tx.tail, "COMMIT"])
                 try:
-                    await tx._pg(raw.execute, message, ())
+                    status = await tx._pg(raw.execute, message, ())
                 except DBAPIError as e:
                     for translate in tx.commit_errors:
                         mapped = translate(e.orig) if e.orig is not None else None
                         if mapped is not None:
                             raise mapped from None
                     raise
+                if status != "COMMIT":
+                    # COMMIT of a transaction a swallowed error had aborted answers ROLLBACK.
+                    raise DBAPIError(message, None, RuntimeError(f"transaction ended with {status}"))  # type: ignore[arg-type]
             except Exception:
                 if raw.is_in_transaction():
                     try:
                         await raw.execute("ROLLBACK")
                     except Exception:
-                        with contextlib.suppress(Exception):
-                            await conn.invalidate()
+                        _discard(fairy)
+                    except BaseException:
+                        _discard(fairy)
+                        raise
                 raise
             except BaseException:
                 # Cancelled mid-transaction: the connection's state is unknown; never reuse it.
-                with contextlib.suppress(Exception):
-                    fairy.invalidate()
+                _discard(fairy)
                 raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def _clean(tx: Tx, raw: Any) -> None:
+    """A pooled connection left inside a transaction (it should never be) is rolled back first."""
+    if raw.is_in_transaction():
+        await tx._pg(raw.execute, "ROLLBACK", ())
+
+
+def _discard(fairy: Any) -> None:
+    """Close a pooled connection whose state is unknown instead of returning it to the pool."""
+    with contextlib.suppress(Exception):
+        fairy.invalidate()
 
 
 async def _run_before_commit(tx: Tx) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -250,6 +251,13 @@ jobs = Table(
     Column("last_error", String(1000), nullable=True),
     Column("created_at", Float, nullable=False),
     Index("ix_jobs_run_at", "run_at"),
+    # Claims that leave route jobs for later (a worker at its dispatch cap) walk this one.
+    Index(
+        "ix_jobs_run_at_not_route",
+        "run_at",
+        postgresql_where=text("kind <> 'route'"),
+        sqlite_where=text("kind <> 'route'"),
+    ),
 )
 
 # Outbox: one event per final order state, written in the same transaction as the change.
