@@ -362,11 +362,30 @@ class Bench:
         )
         cpu0 = await self.cpu(obs)
         xact0 = await obs.xacts()
+        # Backends can come and go within a phase (pool_recycle after 300 s, a reconnect): remember the
+        # last CPU reading of every one seen, so one that exits still counts.
+        seen: dict[int, float] = {}
+
+        async def sample_backends() -> None:
+            for pid in await obs.backend_pids():
+                used = procs.cpu_s(pid)
+                if used is not None:
+                    seen[pid] = used
+
+        async def sampler() -> None:
+            while True:
+                await sample_backends()
+                await asyncio.sleep(1.0)
+
         log = (self.logs / f"loadgen-{name}.log").open("ab")
         gen = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.loadgen", str(spec_path), str(out_path), stdout=log, stderr=log
         )
+        sampling = asyncio.create_task(sampler())
         await gen.wait()
+        sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling
         log.close()
         if gen.returncode != 0:
             raise RuntimeError(f"load generator failed; see {self.logs / f'loadgen-{name}.log'}")
@@ -375,10 +394,13 @@ class Bench:
         deadline = time.monotonic() + 60 + a.orders / 20
         while True:
             left = await obs.open_orders(merchant)
+            await sample_backends()
             if not left or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.25)
         cpu1 = await self.cpu(obs)
+        for pid, used in seen.items():
+            cpu1["backends"].setdefault(pid, used)
         xact1 = await obs.xacts()
         rows = await obs.orders(merchant)
         records = lg["records"]
