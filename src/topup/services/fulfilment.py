@@ -26,7 +26,7 @@ from topup.domain.orders import AttemptStatus, OrderStatus, attempt_ref
 from topup.services import catalog, jobs, ledger, outbox
 from topup.services.catalog import ConfigCache, Snapshot
 from topup.services.jobs import Job
-from topup.services.orders import add_event
+from topup.services.orders import add_event, attempts_of_order
 
 FinalHook = Callable[[Tx, Any], Awaitable[None]]
 
@@ -101,11 +101,7 @@ class Fulfilment:
         order = await lock_order(tx, order_id)
         if order is None or order.status != OrderStatus.PROCESSING:
             return None
-        attempts = (
-            await tx.fetch("SELECT * FROM attempts WHERE order_id = $1 ORDER BY no", order_id)
-            if order.attempt_count
-            else []
-        )
+        attempts = await attempts_of_order(tx, order_id) if order.attempt_count else []
         if any(a.status == AttemptStatus.PENDING for a in attempts):
             return None  # one attempt at a time; its outcome will queue the next step
         snap = await self.cache.get(tx)
@@ -393,24 +389,10 @@ class Fulfilment:
                 return
         snap = await self.cache.current(self.db)
         channel = snap.channels.get(attempt.channel_code)
-        if channel is not None and attempt.dispatch_state == DISPATCH_SENT:
-            # No dispatch reply recorded yet: the dispatch is still on its way (a busy worker) or its
-            # worker died. Wait for the reply (which moves this deadline) up to a grace period; past
-            # it, ask the supplier as usual (a dispatch that never left answers `not_found`).
-            until = attempt.started_at + 2 * channel.timeout_s + DISPATCH_GRACE_S
-            now = self.db.clock.now()
-            if now < until:
-                # Look again soon: the reply may be being recorded right now (it cannot move this
-                # deadline while it runs).
-                async with self.db.transaction() as tx:
-                    await jobs.reschedule(tx, job.id, min(until, now + max(0.1, channel.timeout_s / 2)))
-                return
-        due = attempt.deadline_at
-        if due is not None and self.db.clock.now() < due - 0.001:
-            # The reply moved the deadline while this job was already claimed (it could not move
-            # the job): run again when the channel's time from the dispatch is really up.
+        wake_at = self._too_early(attempt, channel)
+        if wake_at is not None:
             async with self.db.transaction() as tx:
-                await jobs.reschedule(tx, job.id, due)
+                await jobs.reschedule(tx, job.id, wake_at)
             return
         query = None
         if channel is not None and channel.supports_query:
@@ -456,6 +438,24 @@ class Fulfilment:
                 await jobs.reschedule(tx, job.id, decision.next_check_at)
                 return
             await jobs.finish(tx, job.id)
+
+    def _too_early(self, attempt: Any, channel: catalog.Channel | None) -> float | None:
+        """When a deadline job that ran too soon should run again; None when it is really due."""
+        now = self.db.clock.now()
+        if channel is not None and attempt.dispatch_state == DISPATCH_SENT:
+            # No dispatch reply recorded yet: the dispatch is still on its way (a busy worker) or its
+            # worker died. Look again soon (the reply, which moves the deadline, may be being recorded
+            # right now) up to a grace period; past it, ask the supplier as usual (a dispatch that
+            # never left answers `not_found`).
+            until = attempt.started_at + 2 * channel.timeout_s + DISPATCH_GRACE_S
+            if now < until:
+                return float(min(until, now + max(0.1, channel.timeout_s / 2)))
+        due = attempt.deadline_at
+        if due is not None and now < due - 0.001:
+            # The reply moved the deadline while this job was already claimed (it could not move
+            # the job): run again when the channel's time from the dispatch is really up.
+            return float(due)
+        return None
 
     # ---- callbacks --------------------------------------------------------------------------------
 

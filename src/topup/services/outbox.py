@@ -13,7 +13,7 @@ from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Tx
 from topup.adapters.db.helpers import new_id
 from topup.services import jobs
-from topup.services.orders import attempts_of, render
+from topup.services.orders import attempts_of, attempts_of_order, render
 
 # Keep IN (...) lists well under every driver's bind-parameter limit.
 _CHUNK = 1000
@@ -26,7 +26,7 @@ async def emit_final(tx: Tx, order_id: str, row: Any = None) -> str:
     """
     if row is None:
         return (await emit_final_many(tx, [order_id]))[0]
-    attempts = await tx.fetch("SELECT * FROM attempts WHERE order_id = $1 ORDER BY no", order_id)
+    attempts = await attempts_of_order(tx, order_id)
     return (await _write(tx, [row], {order_id: attempts}))[0]
 
 

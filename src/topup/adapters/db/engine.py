@@ -287,9 +287,7 @@ class Database:
                 yield tx
             return
         async with self.engine.connect() as conn:
-            fairy = await conn.get_raw_connection()
-            raw: Any = fairy.driver_connection
-            tx = Tx(conn, self, self.clock.now(), raw)
+            fairy, raw, tx = await self._pg_tx(conn)
             try:
                 await _clean(tx, raw)
                 yield tx
@@ -328,9 +326,7 @@ class Database:
         no-op), so every way out of here leaves the connection outside a transaction or discarded.
         """
         async with self.engine.connect() as conn:
-            fairy = await conn.get_raw_connection()
-            raw: Any = fairy.driver_connection
-            tx = Tx(conn, self, self.clock.now(), raw)
+            fairy, raw, tx = await self._pg_tx(conn)
             try:
                 await _clean(tx, raw)
                 await tx._pg(raw.execute, "BEGIN", ())
@@ -362,6 +358,12 @@ class Database:
                 # Cancelled mid-transaction: the connection's state is unknown; never reuse it.
                 _discard(fairy)
                 raise
+
+    async def _pg_tx(self, conn: AsyncConnection) -> tuple[Any, Any, Tx]:
+        """The pooled connection's record, its asyncpg connection and a Tx on them."""
+        fairy = await conn.get_raw_connection()
+        raw: Any = fairy.driver_connection
+        return fairy, raw, Tx(conn, self, self.clock.now(), raw)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
