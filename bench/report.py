@@ -131,8 +131,27 @@ def text_summary(result: dict[str, Any]) -> str:
     lines.append("\n[memory] RSS KiB start -> end (growth)")
     for name, m in result["memory"].items():
         lines.append(f"  {name:10s} {m['start_kib']} -> {m['end_kib']} ({m['growth_kib']:+d})")
+    lines.extend(rss_over_time(result["phases"]))
     v = result["verdict"]
     lines.append(f"\n[verdict] {'PASS' if v['ok'] else 'FAIL'}")
     for check, value in v["checks"].items():
         lines.append(f"  {check:28s} {value}")
     return "\n".join(lines)
+
+
+def rss_over_time(phases: list[dict[str, Any]]) -> list[str]:
+    """RSS at a tenth, half and the end of each long phase (memory that levels off stops after warm-up)."""
+    lines: list[str] = []
+    for p in phases:
+        series = p.get("rss_series") or []
+        if len(series) < 5:
+            continue
+        picks = [series[len(series) // 10], series[len(series) // 2], series[-1]]
+        lines.append(f"  {p['name']}: RSS KiB at {' / '.join(f'{t:g} s' for t, _ in picks)} (after warm-up)")
+        for name in picks[0][1]:
+            values = [snap.get(name) for _, snap in picks]
+            if None in values:
+                continue
+            trail = " -> ".join(str(v) for v in values)
+            lines.append(f"    {name:10s} {trail} ({values[-1] - values[0]:+d} after warm-up)")
+    return lines

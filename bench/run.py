@@ -365,6 +365,9 @@ class Bench:
         # Backends can come and go within a phase (pool_recycle after 300 s, a reconnect): remember the
         # last CPU reading of every one seen, so one that exits still counts.
         seen: dict[int, float] = {}
+        # RSS of every API and worker process every 10 s: a long soak shows whether memory levels off.
+        rss_series: list[tuple[float, dict[str, int | None]]] = []
+        t0 = time.monotonic()
 
         async def sample_backends() -> None:
             for pid in await obs.backend_pids():
@@ -373,8 +376,12 @@ class Bench:
                     seen[pid] = used
 
         async def sampler() -> None:
+            tick = 0
             while True:
                 await sample_backends()
+                if tick % 10 == 0:
+                    rss_series.append((round(time.monotonic() - t0, 1), self.rss()))
+                tick += 1
                 await asyncio.sleep(1.0)
 
         log = (self.logs / f"loadgen-{name}.log").open("ab")
@@ -433,6 +440,7 @@ class Bench:
             "db_transactions_per_order": (
                 round((xact1 - xact0) / len(done), 1) if xact0 is not None and xact1 and done else None
             ),
+            "rss_series": [*rss_series, (round(time.monotonic() - t0, 1), self.rss())],
             "_start": start,
             "_accepted_at": [r[3] for r in ok],
             "_intake_s": [r[3] - r[1] for r in ok],
