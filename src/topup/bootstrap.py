@@ -16,6 +16,7 @@ from topup.adapters.suppliers.topup_json import SupplierClient
 from topup.clock import Clock
 from topup.config import Settings
 from topup.services.catalog import ConfigCache
+from topup.services.dispatch_slots import ChannelSlots
 from topup.services.fulfilment import Fulfilment
 
 
@@ -84,7 +85,13 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Conta
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
     http = httpx.AsyncClient(limits=limits, timeout=30.0, trust_env=False)
     supplier = SupplierClient(http, clock.now)
-    fulfilment = Fulfilment(db=db, cache=cache, supplier=supplier, callback_base=settings.callback_base())
+    fulfilment = Fulfilment(
+        db=db,
+        cache=cache,
+        supplier=supplier,
+        callback_base=settings.callback_base(),
+        slots=ChannelSlots(settings.worker_channel_concurrency),
+    )
     return Container(settings, clock, db, cache, http, supplier, fulfilment, MerchantSecrets())
 
 

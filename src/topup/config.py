@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     # (a paid 10,000-row batch) then reaches suppliers as a steady stream instead of all at once;
     # the rest wait as unclaimed jobs, with no attempt stored and so no supplier clock running.
     worker_dispatch_concurrency: int = 16
+    # Of those, how many one channel may have in flight at once (0: no limit of its own). A supplier
+    # that hangs until its timeout then holds at most this many of the worker's dispatch slots: the
+    # others keep serving healthy channels, and its further orders wait as deferred route jobs.
+    worker_channel_concurrency: int = 8
     worker_poll_s: float = 0.2
     job_lease_s: float = 60.0
     run_worker: bool = True

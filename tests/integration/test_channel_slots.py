@@ -1,0 +1,89 @@
+"""A supplier that hangs holds a bounded share of a worker's dispatch slots, not all of them.
+
+Real platform and simulator, both databases: the worker may run four route jobs at a time and one
+channel may have two dispatches in flight. supA answers every dispatch only after 3 s; supB (another
+group) answers at once. Four supA orders arrive first, then supB orders: those must not wait for
+supA's replies. Before per-channel slots, the four supA dispatches held all four route slots for 3 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.conftest import start_platform
+from tests.support.platform import sim_channel
+
+from topup.adapters.db.engine import Database
+from topup.clock import Clock
+
+HANG_S = 3.0
+
+
+async def _attempts(database_url: str) -> list[Any]:
+    """Every attempt with its order's completion, once every dispatch reply is recorded (a callback
+    can be applied before its dispatch reply)."""
+    db = Database(database_url, Clock(), pool_size=1)
+    try:
+        for _ in range(200):
+            async with db.transaction() as tx:
+                rows = await tx.fetch(
+                    "SELECT a.channel_code, a.started_at, a.dispatched_at, a.latency_ms, o.completed_at"
+                    " FROM attempts a JOIN orders o ON o.id = a.order_id"
+                )
+            if all(r.latency_ms is not None for r in rows):
+                break
+            await asyncio.sleep(0.05)
+        return rows
+    finally:
+        await db.dispose()
+
+
+def test_a_hanging_supplier_does_not_hold_back_other_channels(database_url: str, sim: Any) -> None:
+    server, p = start_platform(database_url, worker_dispatch_concurrency=4, worker_channel_concurrency=2)
+    try:
+        slow = sim_channel(sim, "supA", reply_latency_s=HANG_S, callback_delay_s=0.05)
+        fast = sim_channel(sim, "supB", callback_delay_s=0.05)
+        p.channel("supA", slow, timeout_s=10.0, max_wait_s=20.0)
+        p.channel("supB", fast, timeout_s=10.0, max_wait_s=20.0)
+        p.product("airtime.50")
+        p.product("data.cmcc.1g", business_type="mobile_data", brand="cmcc", face_value=3000, price=2900)
+        p.group("air", "mobile_airtime", [{"channel": "supA", "priority": 1, "weight": 1}])
+        p.group("data", "mobile_data", [{"channel": "supB", "priority": 1, "weight": 1}])
+        m = p.merchant(balance=1_000_000)
+
+        slow_ids = [m.order(f"HANG-{i}").json()["order_id"] for i in range(4)]
+        fast_ids = [m.order(f"FAST-{i}", product_code="data.cmcc.1g").json()["order_id"] for i in range(4)]
+        for order_id in fast_ids + slow_ids:
+            assert p.wait_order(order_id, timeout_s=45)["status"] == "succeeded"
+
+        attempts = asyncio.run(_attempts(p.database_url))
+        a_spans = [
+            (r.started_at, r.dispatched_at + r.latency_ms / 1000)
+            for r in attempts
+            if r.channel_code == "supA"
+        ]
+        assert len(a_spans) == 4 and all(end - start >= HANG_S - 0.1 for start, end in a_spans)
+        first_a_reply = min(end for _, end in a_spans)
+        b_done = [r.completed_at for r in attempts if r.channel_code == "supB"]
+        assert len(b_done) == 4
+        # supB's orders finished while supA's first dispatches were still waiting for their reply.
+        assert max(b_done) < first_a_reply, (b_done, a_spans)
+
+        # supA never had more than two dispatches in flight.
+        edges = sorted([(s, 1) for s, _ in a_spans] + [(e, -1) for _, e in a_spans])
+        in_flight = peak = 0
+        for _, step in edges:
+            in_flight += step
+            peak = max(peak, in_flight)
+        assert peak == 2, a_spans
+
+        # The orders that had to wait say so on their timeline.
+        deferred = [
+            i for i in slow_ids if any(e["kind"] == "dispatch_deferred" for e in p.admin_order(i)["timeline"])
+        ]
+        assert len(deferred) == 2, deferred
+        assert p.ledger_check()["balanced"] is True
+    finally:
+        p.admin.close()
+        server.stop()
