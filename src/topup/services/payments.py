@@ -39,6 +39,10 @@ OrderHook = Callable[[Tx, Any], Awaitable[None]]
 NOTIFY_PATH = "/sandbox/notify"
 EXPIRE_JOB = "payment_expire"
 GATEWAY_NOTIFY_JOB = "sandbox_notify"
+# The gateway's notify gives up after this many tries (worker backoff 0.5 s doubling to 60 s: ~5 min),
+# or after NOTIFY_MAX_TRIES_4XX when the service keeps refusing it with a 4xx.
+NOTIFY_MAX_TRIES = 12
+NOTIFY_MAX_TRIES_4XX = 3
 # Keep IN (...) lists well under every driver's bind-parameter limit.
 CHUNK = 1000
 
@@ -379,7 +383,13 @@ class Payments:
         return payment
 
     async def handle_gateway_notify_job(self, job: Job) -> None:
-        """Send the signed notify; anything but 2xx raises and the worker retries with backoff."""
+        """Send the signed notify; anything but 2xx raises and the worker retries with backoff.
+
+        Like a real gateway, it gives up after a bounded schedule: `NOTIFY_MAX_TRIES` tries (about
+        five minutes of backoff), or `NOTIFY_MAX_TRIES_4XX` when the service answers a 4xx other than
+        408/429 (the same request will not fare better). The payment then stays pending until it
+        expires, which releases its orders as an unpaid payment does.
+        """
         body = orjson.dumps(
             {
                 "payment_id": job.payload["payment_id"],
@@ -390,10 +400,25 @@ class Payments:
         )
         headers = signing.signed_headers(self.secret, "POST", NOTIFY_PATH, body, self.now())
         headers["Content-Type"] = "application/json"
-        r = await self.http.post(
-            f"{self.public_base}{NOTIFY_PATH}", content=body, headers=headers, timeout=10
+        try:
+            r = await self.http.post(
+                f"{self.public_base}{NOTIFY_PATH}", content=body, headers=headers, timeout=10
+            )
+        except httpx.HTTPError as e:
+            if job.tries < NOTIFY_MAX_TRIES:
+                raise
+            error = f"{type(e).__name__}: {e}"
+        else:
+            if r.status_code // 100 == 2:
+                async with self.db.transaction() as tx:
+                    await jobs.finish(tx, job.id)
+                return
+            error = f"sandbox notify answered {r.status_code}: {r.text[:200]}"
+            permanent = r.status_code // 100 == 4 and r.status_code not in (408, 429)
+            if job.tries < (NOTIFY_MAX_TRIES_4XX if permanent else NOTIFY_MAX_TRIES):
+                raise RuntimeError(error)
+        log.warning(
+            "sandbox_notify_gave_up", payment_id=job.payload["payment_id"], tries=job.tries, error=error
         )
-        if r.status_code // 100 != 2:
-            raise RuntimeError(f"sandbox notify answered {r.status_code}: {r.text[:200]}")
         async with self.db.transaction() as tx:
             await jobs.finish(tx, job.id)
