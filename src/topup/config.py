@@ -10,6 +10,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///topup.db"
     admin_token: str = "change-me-admin-token"
+    # When set, `/metrics` needs `Authorization: Bearer <metrics_token>` (unset: open, for a private
+    # monitoring network). A token of its own, so the scraper never holds the operator's token.
+    metrics_token: str | None = None
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080

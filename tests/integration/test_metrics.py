@@ -120,3 +120,42 @@ def test_each_app_has_its_own_registry(platform: Platform) -> None:
 
     assert platform.container.extras["metrics_registry"] is not REGISTRY
     assert "topup_orders" not in {m.name for m in REGISTRY.collect()}
+
+
+async def test_metrics_token_guards_the_scrape_when_set() -> None:
+    from topup import bootstrap
+    from topup.config import Settings
+    from topup.entrypoints import metrics
+    from topup.entrypoints.api.app import create_app
+
+    # Checked before any query: an unreachable database shows the refusals touch nothing.
+    settings = Settings(
+        database_url="postgresql://nobody@127.0.0.1:1/none", admin_token="a" * 20, metrics_token="m" * 24
+    )
+    c = bootstrap.build(settings)
+    metrics.install(c)
+    app = create_app(c)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        missing = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer " + "x" * 24})
+        admin = await client.get("/metrics", headers={"Authorization": "Bearer " + "a" * 20})
+        health = await client.get("/healthz")
+    await c.close()
+    assert [r.status_code for r in (missing, wrong, admin)] == [401, 401, 401]
+    assert "TOPUP_METRICS_TOKEN" in missing.text
+    assert health.status_code == 200
+
+
+def test_metrics_with_the_token(database_url: str) -> None:
+    from tests.conftest import start_platform
+
+    server, platform = start_platform(database_url, run_worker=False, metrics_token="m" * 24)
+    try:
+        assert httpx.get(f"{platform.url}/metrics", trust_env=False).status_code == 401
+        r = httpx.get(
+            f"{platform.url}/metrics", headers={"Authorization": "Bearer " + "m" * 24}, trust_env=False
+        )
+        assert r.status_code == 200 and "topup_metrics_scrape_seconds" in r.text
+    finally:
+        platform.admin.close()
+        server.stop()

@@ -8,12 +8,13 @@ CollectorRegistry: several apps in one process (the tests) never share or clash 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -28,6 +29,7 @@ from starlette.responses import Response
 from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Tx
 from topup.bootstrap import Container
+from topup.domain.errors import Unauthorized
 from topup.entrypoints.api.deps import container
 from topup.entrypoints.api.responses import JSONOut
 
@@ -215,8 +217,18 @@ async def gather(c: Container) -> list[Metric]:
 router = APIRouter(include_in_schema=False)
 
 
+def _scrape_allowed(c: Container, request: Request) -> bool:
+    token = c.settings.metrics_token
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 @router.get("/metrics")
-async def metrics(c: Ctr) -> Response:
+async def metrics(c: Ctr, request: Request) -> Response:
+    if not _scrape_allowed(c, request):
+        raise Unauthorized("/metrics needs Authorization: Bearer <TOPUP_METRICS_TOKEN>")
     registry: CollectorRegistry = c.extras["metrics_registry"]
     collector: DatabaseCollector = c.extras["metrics_collector"]
     async with collector.lock:
