@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Callable
 
 import httpx
@@ -96,3 +98,39 @@ async def test_fake_sender_records_and_answers_from_its_script() -> None:
     assert [r.status_code for r in results] == [500, None, 200]
     assert [r.ok for r in results] == [False, False, True]
     assert len(fake.sent) == 3 and fake.sent[0].event_id == "evt_1"
+
+
+async def test_per_order_urls_go_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # DNS answers a public address for the check; a second lookup (the rebinding trick) would answer
+    # loopback. The request must go to the checked address, never to a fresh resolution of the name.
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])
+    lookups: list[str] = []
+
+    async def getaddrinfo(host: str, port: int | None, *args: object, **kw: object) -> list[object]:
+        lookups.append(host)
+        found = [host] if host[0].isdigit() else next(answers)  # an IP literal resolves to itself
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port or 0)) for a in found]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    result = await sender(handler).send(hook("https://m.example.com/cb?x=1", check_address=True))
+    assert result.ok and lookups == ["m.example.com"]  # resolved once, for the check
+    (req,) = seen
+    assert req.url.host == "93.184.216.34" and req.url.scheme == "https"
+    assert req.headers["Host"] == "m.example.com"
+    # TLS still names (and verifies) the merchant's host; the pinned connection is not reused.
+    assert req.extensions["sni_hostname"] == "m.example.com"
+    assert req.headers["Connection"] == "close"
+    verify("s3cret", req.headers, "POST", "/cb?x=1", req.content, NOW)
+
+    plain = await sender(handler).send(hook("http://m.example.com:8080/cb", check_address=False))
+    assert plain.ok and seen[-1].url.host == "m.example.com"  # the merchant's own default: not pinned
+    ip_literal = await sender(handler, allow_private=False).send(
+        hook("http://93.184.216.34:8080/cb", check_address=True)
+    )
+    assert ip_literal.ok and seen[-1].headers["Host"] == "93.184.216.34:8080"

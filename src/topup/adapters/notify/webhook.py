@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -69,6 +71,29 @@ def webhook_headers(hook: Webhook, now: float) -> dict[str, str]:
     return headers
 
 
+def pin(url: httpx.URL, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """Send to the address just checked instead of resolving the name again (DNS rebinding).
+
+    The URL gets the IP; the Host header keeps the name (with a non-default port); TLS still sends
+    the name as SNI and verifies the certificate against it. An HTTPS connection pinned this way is
+    closed after its one request, so a connection verified for one name never carries another's.
+    """
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(url.host)
+        return url, {}, {}  # an address already: nothing to resolve again
+    host = (
+        url.host
+        if url.port in (None, {"http": 80, "https": 443}.get(url.scheme))
+        else f"{url.host}:{url.port}"
+    )
+    headers = {"Host": host}
+    extensions: dict[str, str] = {}
+    if url.scheme == "https":
+        extensions["sni_hostname"] = url.host
+        headers["Connection"] = "close"
+    return url.copy_with(host=address), headers, extensions
+
+
 class HttpWebhookSender:
     """POSTs a signed event; a timeout, network error or non-2xx is a failed try with its reason."""
 
@@ -90,22 +115,27 @@ class HttpWebhookSender:
         def elapsed() -> float:
             return round((time.monotonic() - started) * 1000, 1)
 
+        url = httpx.URL(hook.url)
+        headers = webhook_headers(hook, self.now())
+        extensions: dict[str, str] = {}
         if hook.check_address and not self.allow_private:
             # Checked at intake too, but a name can resolve to a private address later.
-            url = httpx.URL(hook.url)
             try:
-                await guard.resolve_and_check(url.host, url.port, timeout_s=self.timeout_s)
+                addresses = await guard.resolve_and_check(url.host, url.port, timeout_s=self.timeout_s)
             except guard.UnsafeAddress as e:
                 return WebhookResult(None, elapsed(), f"refused: {e}"[:ERROR_LIMIT], permanent=True)
             except LookupError as e:
                 return WebhookResult(None, elapsed(), str(e)[:ERROR_LIMIT])
+            url, pinned_headers, extensions = pin(url, addresses[0])
+            headers.update(pinned_headers)
         try:
             response = await self.http.post(
-                hook.url,
+                url,
                 content=hook.body,
-                headers=webhook_headers(hook, self.now()),
+                headers=headers,
                 timeout=self.timeout_s,
                 follow_redirects=False,
+                extensions=extensions,
             )
         except httpx.TimeoutException:
             return WebhookResult(None, elapsed(), f"timed out after {self.timeout_s:g} s")
