@@ -26,9 +26,10 @@ class Settings(BaseSettings):
     # (a paid 10,000-row batch) then reaches suppliers as a steady stream instead of all at once;
     # the rest wait as unclaimed jobs, with no attempt stored and so no supplier clock running.
     worker_dispatch_concurrency: int = 16
-    # Of those, how many one channel may have in flight at once (0: no limit of its own). A supplier
-    # that hangs until its timeout then holds at most this many of the worker's dispatch slots: the
-    # others keep serving healthy channels, and its further orders wait as deferred route jobs.
+    # A channel with this many dispatches in flight from one worker, the oldest out over 1 s and none
+    # answered within 1 s lately, is stuck: it gets no more until it answers (0: never). A supplier
+    # that hangs then holds this many of the worker's dispatch slots, not all of them; its further
+    # orders are deferred. A healthy channel is not limited by it.
     worker_channel_concurrency: int = 8
     worker_poll_s: float = 0.2
     job_lease_s: float = 60.0

@@ -1,10 +1,9 @@
-"""Per-channel dispatch slots: the limit, hand-over in arrival order, and giving up on a stuck channel."""
+"""Per-channel dispatch slots: only a stuck channel is held back, and a healthy one never is."""
 
 from __future__ import annotations
 
-import asyncio
-
 from topup.services.dispatch_slots import ChannelSlots
+from topup.services.fulfilment import DEFER_BASE_S, DEFER_MAX_S, defer_delay
 
 
 class FakeTime:
@@ -15,82 +14,107 @@ class FakeTime:
         return self.t
 
 
-def test_a_channel_gets_at_most_limit_slots_and_others_are_not_affected() -> None:
-    slots = ChannelSlots(2)
+def test_a_burst_on_a_healthy_channel_is_not_limited() -> None:
+    clock = FakeTime()
+    slots = ChannelSlots(2, slow_after_s=1.0, now=clock)
+    # A fresh burst: many in flight, none old yet.
+    burst = [slots.try_take("A") for _ in range(10)]
+    assert all(s is not None for s in burst) and slots.in_flight("A") == 10
+    assert not slots.stuck("A")
+
+
+def test_a_channel_is_stuck_when_its_dispatches_stop_coming_back() -> None:
+    clock = FakeTime()
+    slots = ChannelSlots(2, slow_after_s=1.0, now=clock)
     a1, a2 = slots.try_take("A"), slots.try_take("A")
     assert a1 is not None and a2 is not None
+    clock.t += 0.9
+    assert not slots.stuck("A") and slots.try_take("A") is not None  # not old enough yet
+    clock.t += 0.2  # the oldest has been out 1.1 s and nothing came back
+    assert slots.stuck("A")
     assert slots.try_take("A") is None
-    assert slots.in_flight("A") == 2
-    assert slots.try_take("B") is not None  # another channel has its own slots
-    slots.release(a1)
-    assert slots.in_flight("A") == 1
-    assert slots.try_take("A") is not None
+    assert slots.try_take("B") is not None  # other channels are not affected
+    # Below the limit a channel is never stuck, however slow.
+    lone = ChannelSlots(5, slow_after_s=1.0, now=clock)
+    assert lone.try_take("A") is not None
+    clock.t += 60
+    assert not lone.stuck("A") and lone.try_take("A") is not None
+
+
+def test_a_quick_answer_unsticks_a_channel_and_a_slow_one_does_not() -> None:
+    clock = FakeTime()
+    slots = ChannelSlots(2, slow_after_s=1.0, now=clock)
+    hung = [slots.try_take("A") for _ in range(3)]
+    clock.t += 5
+    assert slots.stuck("A")
+    # A dispatch that took 5 s and finally ended is no sign of health.
+    slow = hung.pop()
+    assert slow is not None
+    slots.release(slow)
+    assert slots.stuck("A")
+    # One that came back quickly is: new dispatches go out again, while two are still hanging.
+    quick = slots.try_take("B")  # (another channel, unaffected)
+    assert quick is not None
+    probe = ChannelSlots(2, slow_after_s=1.0, now=clock)
+    long_one = probe.try_take("A")
+    assert long_one is not None
+    clock.t += 5
+    for _ in range(3):  # quick dispatches keep turning over next to the long one
+        s = probe.try_take("A")
+        assert s is not None
+        clock.t += 0.1
+        probe.release(s)
+    assert probe.try_take("A") is not None and probe.try_take("A") is not None
+    assert probe.in_flight("A") == 3 and not probe.stuck("A")
+    clock.t += 1.5  # then nothing quick for 1.5 s, three out, the oldest for 6.8 s
+    assert probe.stuck("A") and probe.try_take("A") is None
 
 
 def test_no_limit_when_limit_is_zero() -> None:
-    slots = ChannelSlots(0)
-    assert all(slots.try_take("A") is not None for _ in range(100))
-    assert slots.in_flight("A") == 100
+    clock = FakeTime()
+    slots = ChannelSlots(0, slow_after_s=1.0, now=clock)
+    assert all(slots.try_take("A") is not None for _ in range(50))
+    clock.t += 60
+    assert not slots.stuck("A") and slots.try_take("A") is not None
 
 
-def test_releasing_twice_frees_one_slot() -> None:
-    slots = ChannelSlots(1)
-    a = slots.try_take("A")
-    assert a is not None
-    slots.release(a)
-    slots.release(a)
-    assert slots.in_flight("A") == 0
-    assert slots.try_take("A") is not None and slots.try_take("A") is None
-
-
-async def test_waiters_get_released_slots_in_arrival_order_and_newcomers_queue_behind() -> None:
-    slots = ChannelSlots(1, slow_after_s=30.0)
-    held = slots.try_take("A")
-    assert held is not None
-    order: list[str] = []
-
-    async def waiter(name: str) -> None:
-        slot = await slots.wait("A")
-        assert slot is not None
-        order.append(name)
-        slots.release(slot)
-
-    first = asyncio.create_task(waiter("first"))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(waiter("second"))
-    await asyncio.sleep(0)
-    assert slots.waiting("A") == 2
-    # A newcomer does not take the slot from under the queued waiters.
-    slots.release(held)
-    assert slots.try_take("A") is None
-    await asyncio.gather(first, second)
-    assert order == ["first", "second"]
-    assert slots.in_flight("A") == 0 and slots.waiting("A") == 0
-
-
-async def test_wait_gives_up_at_once_when_the_channel_is_stuck() -> None:
+def test_releasing_twice_frees_one_slot_and_free_in_counts_to_the_oldest_timeout() -> None:
     clock = FakeTime()
     slots = ChannelSlots(1, slow_after_s=1.0, now=clock)
-    assert slots.try_take("A") is not None
-    clock.t += 0.5
-    assert not slots.slow("A")
-    clock.t += 1.0  # the dispatch in flight has been out 1.5 s
-    assert slots.slow("A")
-    assert await asyncio.wait_for(slots.wait("A", timeout_s=30.0), timeout=1.0) is None
-    assert slots.waiting("A") == 0
+    first = slots.try_take("A")
+    clock.t += 2
+    second = slots.try_take("A")
+    assert first is not None and second is None  # stuck after 2 s
+    assert slots.free_in("A", timeout_s=10.0) == 8.0
+    slots.release(first)
+    slots.release(first)
+    assert slots.in_flight("A") == 0 and slots.free_in("A", 10.0) == 0.0
+    assert slots.try_take("A") is not None and slots.in_flight("A") == 1
 
 
-async def test_a_waiter_that_times_out_or_is_cancelled_leaves_no_slot_behind() -> None:
-    slots = ChannelSlots(1, slow_after_s=30.0)
-    held = slots.try_take("A")
-    assert held is not None
-    assert await slots.wait("A", timeout_s=0.01) is None
-    cancelled = asyncio.create_task(slots.wait("A"))
-    await asyncio.sleep(0)
-    cancelled.cancel()
-    await asyncio.gather(cancelled, return_exceptions=True)
-    assert slots.waiting("A") == 0
-    slots.release(held)
-    # Nobody kept the slot: the channel is free again.
-    assert slots.in_flight("A") == 0
-    assert slots.try_take("A") is not None
+def test_defer_delay_backs_off_but_not_past_the_oldest_dispatch_timeout() -> None:
+    assert defer_delay(1, 60) == DEFER_BASE_S
+    assert defer_delay(2, 60) == 2 * DEFER_BASE_S
+    assert defer_delay(30, 600) == DEFER_MAX_S
+    assert defer_delay(30, 3.0) == 3.0
+    assert defer_delay(5, 0.0) == DEFER_BASE_S  # never a busy loop
+
+
+def test_a_suspect_channel_stays_limited_until_it_answers_quickly() -> None:
+    clock = FakeTime()
+    slots = ChannelSlots(2, slow_after_s=1.0, now=clock)
+    hung = [slots.try_take("A") for _ in range(4)]  # the first second of going silent: a burst gets in
+    clock.t += 2
+    assert slots.try_take("A") is None and slots.suspect("A")
+    for slot in hung:  # they time out one after another: slow endings
+        assert slot is not None
+        slots.release(slot)
+    # Now empty, but still suspect: no new burst, at most `limit` in flight.
+    again = [slots.try_take("A") for _ in range(3)]
+    assert again[0] is not None and again[1] is not None and again[2] is None
+    assert slots.suspect("A")
+    # One of them answers at once: the supplier is back, the channel is no longer limited.
+    assert again[0] is not None
+    slots.release(again[0])
+    assert not slots.suspect("A")
+    assert all(slots.try_take("A") is not None for _ in range(5))

@@ -1,19 +1,20 @@
-"""Per-channel dispatch slots in one process: how many dispatches a channel may have in flight.
+"""Per-channel dispatch slots in one process: a stuck supplier gets a bounded number of dispatches.
 
 A supplier that accepts connections and then hangs until the channel's timeout would otherwise hold
-every route slot of a worker, and orders for healthy channels would queue behind it. Each channel
-gets at most `limit` dispatches in flight from this process. A route job whose channel is full waits
-for a slot (handed over in arrival order, so waiters do not race each other) while the channel's
-dispatches are quick, as in a burst; when the oldest of them has been out longer than `slow_after_s`
-the channel is treated as stuck and the job gives up its place (the caller defers it).
+every route slot of a worker, and orders for healthy channels would queue behind it. Each dispatch
+holds a slot of its channel from storing the attempt to recording the reply.
+
+A channel turns *suspect* when it has `limit` or more dispatches in flight, the oldest has been out
+longer than `slow_after_s`, and no dispatch came back within `slow_after_s` of being sent during the
+last `slow_after_s`. A suspect channel gets at most `limit` dispatches in flight (the caller defers
+the rest) until one comes back quickly again. Any other channel is not limited here, so a burst on a
+healthy supplier keeps every route slot the worker allows; only the first second of a supplier going
+silent can take more than `limit`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,7 +30,8 @@ class Slot:
 @dataclass(eq=False)
 class _Channel:
     held: set[Slot] = field(default_factory=set)
-    waiters: deque[asyncio.Future[Slot]] = field(default_factory=deque)
+    quick_release_at: float = float("-inf")  # the last release of a slot held under slow_after_s
+    suspect: bool = False
 
 
 class ChannelSlots:
@@ -45,58 +47,46 @@ class ChannelSlots:
         ch = self._channels.get(code)
         return len(ch.held) if ch else 0
 
-    def waiting(self, code: str) -> int:
+    def stuck(self, code: str) -> bool:
+        """May the channel get no new dispatch now? (suspect and at `limit`; see the module doc)"""
         ch = self._channels.get(code)
-        return sum(1 for f in ch.waiters if not f.done()) if ch else 0
+        if self.limit <= 0 or ch is None or len(ch.held) < self.limit:
+            return False
+        if ch.suspect:
+            return True
+        now = self._now()
+        if now - ch.quick_release_at <= self.slow_after_s:
+            return False  # the supplier is answering: a burst, or one slow order among quick ones
+        ch.suspect = now - min(s.taken_at for s in ch.held) > self.slow_after_s
+        return ch.suspect
+
+    def suspect(self, code: str) -> bool:
+        ch = self._channels.get(code)
+        return bool(ch and ch.suspect)
 
     def try_take(self, code: str) -> Slot | None:
-        """A slot now, or None when the channel has `limit` in flight (or others are queued for one)."""
-        ch = self._channels.setdefault(code, _Channel())
-        if self.limit > 0 and (len(ch.held) >= self.limit or any(not f.done() for f in ch.waiters)):
+        """A slot, or None when the channel is stuck."""
+        if self.stuck(code):
             return None
-        return self._hold(ch, code)
+        ch = self._channels.setdefault(code, _Channel())
+        slot = Slot(code, self._now())
+        ch.held.add(slot)
+        return slot
 
-    def slow(self, code: str) -> bool:
-        """Has the channel's oldest dispatch in flight been out longer than `slow_after_s`?"""
+    def free_in(self, code: str, timeout_s: float) -> float:
+        """Seconds until the oldest dispatch in flight must have ended (dispatches last <= timeout_s)."""
         ch = self._channels.get(code)
         if not ch or not ch.held:
-            return False
-        return self._now() - min(s.taken_at for s in ch.held) > self.slow_after_s
-
-    async def wait(self, code: str, timeout_s: float | None = None) -> Slot | None:
-        """Wait for the channel's next free slot; None at once if the channel is slow, or on timeout."""
-        slot = self.try_take(code)
-        if slot is not None or self.slow(code):
-            return slot
-        ch = self._channels.setdefault(code, _Channel())
-        fut: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
-        ch.waiters.append(fut)
-        try:
-            await asyncio.wait({fut}, timeout=self.slow_after_s if timeout_s is None else timeout_s)
-        finally:
-            if not fut.done():
-                fut.cancel()  # timed out or cancelled: `release` skips it
-            with contextlib.suppress(ValueError):
-                ch.waiters.remove(fut)
-        if fut.cancelled():
-            return None
-        return fut.result()
+            return 0.0
+        return max(0.0, min(s.taken_at for s in ch.held) + timeout_s - self._now())
 
     def release(self, slot: Slot) -> None:
-        """Give the slot back: to the first waiter still waiting, else to the channel."""
+        """Give the slot back (a second release of the same slot does nothing)."""
         ch = self._channels.get(slot.code)
         if ch is None or slot not in ch.held:
             return
         ch.held.discard(slot)
-        while ch.waiters:
-            fut = ch.waiters.popleft()
-            if not fut.done():
-                fut.set_result(self._hold(ch, slot.code))
-                return
-        if not ch.held:
-            del self._channels[slot.code]
-
-    def _hold(self, ch: _Channel, code: str) -> Slot:
-        slot = Slot(code, self._now())
-        ch.held.add(slot)
-        return slot
+        now = self._now()
+        if now - slot.taken_at <= self.slow_after_s:
+            ch.quick_release_at = now
+            ch.suspect = False

@@ -36,53 +36,27 @@ FinalHook = Callable[[Tx, Any], Awaitable[None]]
 # itself is bounded by `timeout_s`) plus this long after the attempt was stored.
 DISPATCH_SENT = "sent"
 DISPATCH_GRACE_S = 2.0
-# A route job deferred because its channel is stuck at its in-flight limit runs again after this
-# long, doubling with each deferral up to DEFER_MAX_S (with +-20 % jitter).
+# A route job deferred because its channel is stuck runs again after 0.1 s, doubling with each
+# deferral up to DEFER_MAX_S, but no later than when the channel's oldest dispatch must have ended
+# (+-20 % jitter either way).
 DEFER_BASE_S = 0.1
-DEFER_MAX_S = 5.0
+DEFER_MAX_S = 30.0
 
 
 class ChannelBusy(Exception):
-    """The chosen channel has no free dispatch slot in this process."""
+    """The chosen channel is stuck: no new dispatch slot for it in this process (see ChannelSlots)."""
 
-    def __init__(self, channel_code: str, in_flight: int) -> None:
+    def __init__(self, channel_code: str, in_flight: int, free_in: float) -> None:
         super().__init__(channel_code)
         self.channel_code = channel_code
         self.in_flight = in_flight
+        self.free_in = free_in
 
 
-def defer_delay(tries: int) -> float:
-    """0.1 s, 0.2 s, 0.4 s ... 5 s: how long a deferred route job waits before trying again."""
-    return float(min(DEFER_MAX_S, DEFER_BASE_S * 2 ** max(tries - 1, 0)))
-
-
-@dataclass(eq=False)
-class _Reservation:
-    """The dispatch slot one route job takes while it stores its attempt (see `handle_route`)."""
-
-    slots: ChannelSlots
-    ready: Slot | None = None  # handed over while the job waited for a busy channel
-    taken: Slot | None = None
-
-    def take(self, code: str) -> None:
-        if self.ready is not None and self.ready.code == code:
-            self.taken, self.ready = self.ready, None
-            return
-        slot = self.slots.try_take(code)
-        if slot is None:
-            raise ChannelBusy(code, self.slots.in_flight(code))
-        self.taken = slot
-
-    def release_ready(self) -> None:
-        if self.ready is not None:
-            self.slots.release(self.ready)
-            self.ready = None
-
-    def release_all(self) -> None:
-        self.release_ready()
-        if self.taken is not None:
-            self.slots.release(self.taken)
-            self.taken = None
+def defer_delay(tries: int, free_in: float) -> float:
+    """How long a deferred route job waits: 0.1 s, 0.2 s, 0.4 s ... 30 s, at most `free_in`."""
+    backoff = min(DEFER_MAX_S, DEFER_BASE_S * 2 ** max(tries - 1, 0))
+    return float(max(DEFER_BASE_S, min(backoff, free_in)))
 
 
 @dataclass
@@ -138,35 +112,37 @@ class Fulfilment:
     async def handle_route(self, job: Job) -> None:
         """Create the order's next attempt and dispatch it, or fail the order when no channel is left.
 
-        Storing an attempt takes one of its channel's dispatch slots (`ChannelSlots`). A channel with
-        none free rolls the unit back (nothing stored); the job then waits for a slot while the
-        channel's dispatches are quick, or, when they are stuck, is deferred and runs again later, so
-        a supplier that hangs holds a bounded share of the worker's dispatch slots, not all of them.
+        Each dispatch holds a slot of its channel (`ChannelSlots`) until its reply is recorded. A
+        stuck channel (at its in-flight limit, nothing answered lately) gives no slot: the unit rolls
+        back (nothing stored) and the job is deferred, so a supplier that hangs holds a bounded share
+        of the worker's dispatch slots and orders for other channels keep going out.
         """
         order_id = job.payload["order_id"]
-        res = _Reservation(self.slots)
+        taken: list[Slot] = []
+
+        def take_slot(code: str, timeout_s: float) -> None:
+            slot = self.slots.try_take(code)
+            if slot is None:
+                raise ChannelBusy(code, self.slots.in_flight(code), self.slots.free_in(code, timeout_s))
+            taken.append(slot)
+
         try:
-            while True:
-                try:
-                    async with self.db.transaction() as tx:
-                        sent = await self._next_attempt(tx, order_id, res.take)
-                        await jobs.finish(tx, job.id)
-                    break
-                except ChannelBusy as busy:
-                    res.release_ready()  # held for another channel than this try chose
-                    res.ready = await self.slots.wait(busy.channel_code)
-                    if res.ready is None:
-                        await self._defer(job, order_id, busy)
-                        return
-            res.release_ready()
+            try:
+                async with self.db.transaction() as tx:
+                    sent = await self._next_attempt(tx, order_id, take_slot)
+                    await jobs.finish(tx, job.id)
+            except ChannelBusy as busy:
+                await self._defer(job, order_id, busy)
+                return
             if sent is not None:
                 await self._dispatch(*sent)
         finally:
-            res.release_all()
+            for slot in taken:
+                self.slots.release(slot)
 
     async def _defer(self, job: Job, order_id: str, busy: ChannelBusy) -> None:
         """Put a route job back for later; its first deferral goes on the order's timeline."""
-        delay = defer_delay(job.tries) * (0.8 + 0.4 * self.rng.random())
+        delay = defer_delay(job.tries, busy.free_in) * (0.8 + 0.4 * self.rng.random())
         async with self.db.transaction() as tx:
             await jobs.reschedule(tx, job.id, tx.now + delay)
             if job.tries <= 1:
@@ -174,7 +150,7 @@ class Fulfilment:
                 await add_event(tx, order_id, None, "dispatch_deferred", detail)
 
     async def _next_attempt(
-        self, tx: Tx, order_id: str, take_slot: Callable[[str], None]
+        self, tx: Tx, order_id: str, take_slot: Callable[[str, float], None]
     ) -> tuple[str, int, str, catalog.Channel, DispatchRequest] | None:
         order = await lock_order(tx, order_id)
         if order is None or order.status != OrderStatus.PROCESSING:
@@ -215,8 +191,8 @@ class Fulfilment:
                 tx, order, f"all_channels_failed: {last}" if last else "no_channel_available"
             )
             return None
-        # A channel without a free dispatch slot raises ChannelBusy, which rolls all of this back.
-        take_slot(channel_code)
+        # A stuck channel raises ChannelBusy, which rolls all of this back.
+        take_slot(channel_code, snap.channels[channel_code].timeout_s)
         if attempts and group.sticky:
             # A group that is not sticky has no active channel to move: skip locking its row.
             await self._sticky_failover(tx, group.code, attempts[-1].channel_code, channel_code, order_id)
