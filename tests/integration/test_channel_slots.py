@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from tests.conftest import start_platform
-from tests.support.platform import sim_channel
+from tests.support.platform import peak_overlap, sim_channel
 
 from topup.adapters.db.engine import Database
 from topup.clock import Clock
@@ -77,12 +77,7 @@ def test_a_hanging_supplier_does_not_hold_back_other_channels(database_url: str,
         assert max(b_done) < first_a_reply, (b_done, a_spans)
 
         # supA never had more than two dispatches in flight.
-        edges = sorted([(s, 1) for s, _ in a_spans] + [(e, -1) for _, e in a_spans])
-        in_flight = peak = 0
-        for _, step in edges:
-            in_flight += step
-            peak = max(peak, in_flight)
-        assert peak == 2, a_spans
+        assert peak_overlap(a_spans) == 2, a_spans
 
         # The orders that had to wait say so on their timeline: the two that came while supA was stuck.
         deferred = [

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from tests.conftest import start_platform
-from tests.support.platform import Platform, setup_airtime
+from tests.support.platform import Platform, peak_overlap, setup_airtime
 
 from topup.adapters.db.engine import Database
 from topup.adapters.suppliers.topup_json import FakeSupplierClient, QueryOutcome
@@ -140,12 +140,7 @@ def test_a_burst_reaches_suppliers_at_most_dispatch_concurrency_at_a_time(
         assert len(intervals) == 8
         assert all(end - start >= 0.25 for start, end in intervals)
         # The most attempts in flight at any moment (an attempt's end is its reply).
-        edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-        in_flight = peak = 0
-        for _, step in edges:
-            in_flight += step
-            peak = max(peak, in_flight)
-        assert peak == 2, intervals
+        assert peak_overlap(intervals) == 2, intervals
         assert p.ledger_check()["balanced"] is True
     finally:
         p.admin.close()

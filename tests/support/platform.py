@@ -266,3 +266,14 @@ def setup_airtime(
         platform.channel(code, url, timeout_s=timeout_s, max_wait_s=max_wait_s, supports_query=supports_query)
         members.append({"channel": code, "priority": i, "weight": 1, "costs": (costs or {}).get(code, {})})
     platform.group("air", "mobile_airtime", members, strategy=strategy, recovery_s=recovery_s)
+
+
+def peak_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at any one moment (an interval's end closes it before a start at the
+    same instant opens another)."""
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    open_now = peak = 0
+    for _, step in edges:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
