@@ -72,6 +72,8 @@ class Container:
 
     async def close(self) -> None:
         await self.http.aclose()
+        for client in self.extras.get("http_clients", []):
+            await client.aclose()
         await self.db.dispose()
 
 
@@ -90,7 +92,7 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Conta
         cache=cache,
         supplier=supplier,
         callback_base=settings.callback_base(),
-        slots=ChannelSlots(settings.worker_channel_concurrency),
+        slots=ChannelSlots(settings.worker_channel_concurrency, settings.worker_channel_slow_s),
     )
     return Container(settings, clock, db, cache, http, supplier, fulfilment, MerchantSecrets())
 

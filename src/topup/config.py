@@ -26,11 +26,13 @@ class Settings(BaseSettings):
     # (a paid 10,000-row batch) then reaches suppliers as a steady stream instead of all at once;
     # the rest wait as unclaimed jobs, with no attempt stored and so no supplier clock running.
     worker_dispatch_concurrency: int = 16
-    # A channel with this many dispatches in flight from one worker, the oldest out over 1 s and none
-    # answered within 1 s lately, is stuck: it gets no more until it answers (0: never). A supplier
-    # that hangs then holds this many of the worker's dispatch slots, not all of them; its further
-    # orders are deferred. A healthy channel is not limited by it.
+    # A channel with this many dispatches out longer than `worker_channel_slow_s` in one worker is
+    # stuck: it gets no more from that worker until some of them end (0: never). A supplier that hangs
+    # then holds about this many of the worker's dispatch slots, not all of them; its further orders
+    # are deferred. Dispatches younger than `worker_channel_slow_s` never count, so set that above the
+    # replies' normal time (a supplier that always takes longer is limited like a stuck one).
     worker_channel_concurrency: int = 8
+    worker_channel_slow_s: float = 2.0
     worker_poll_s: float = 0.2
     job_lease_s: float = 60.0
     run_worker: bool = True

@@ -1,12 +1,12 @@
 """A supplier that hangs holds a bounded share of a worker's dispatch slots, not all of them.
 
 Real platform and simulator, both databases: the worker may run four route jobs at a time and a stuck
-channel gets at most two dispatches in flight. supA answers every dispatch only after 3 s; supB
+channel (two dispatches out over 1 s) gets no more. supA answers every dispatch only after 3 s; supB
 (another group) answers at once. Two supA orders go out; once they have been out for over a second
-with no answer supA is suspect, and two more supA orders arrive, then four supB orders: the new supA
-orders are deferred (and go out only as supA's first two end, two at a time) and the supB orders go
-out at once. Before per-channel slots, the two new supA dispatches took the last two route slots and
-supB waited for supA's replies.
+supA is stuck, and two more supA orders arrive, then four supB orders: the new supA orders are
+deferred (and go out only as supA's first two end) and the supB orders go out at once. Before
+per-channel slots, the two new supA dispatches took the last two route slots and supB waited for
+supA's replies.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from topup.clock import Clock
 HANG_S = 3.0
 
 
-async def _attempts(database_url: str) -> list[Any]:
-    """Every attempt with its order's completion, once every dispatch reply is recorded (a callback
-    can be applied before its dispatch reply)."""
+async def _attempts(database_url: str, count: int = 0, replied: bool = True) -> list[Any]:
+    """Every attempt with its order's completion, once there are `count` of them and (`replied`) every
+    dispatch reply is recorded (a callback can be applied before its dispatch reply)."""
     db = Database(database_url, Clock(), pool_size=1)
     try:
         for _ in range(200):
@@ -35,7 +35,7 @@ async def _attempts(database_url: str) -> list[Any]:
                     "SELECT a.channel_code, a.started_at, a.dispatched_at, a.latency_ms, o.completed_at"
                     " FROM attempts a JOIN orders o ON o.id = a.order_id"
                 )
-            if all(r.latency_ms is not None for r in rows):
+            if len(rows) >= count and (not replied or all(r.latency_ms is not None for r in rows)):
                 break
             await asyncio.sleep(0.05)
         return rows
@@ -44,7 +44,9 @@ async def _attempts(database_url: str) -> list[Any]:
 
 
 def test_a_hanging_supplier_does_not_hold_back_other_channels(database_url: str, sim: Any) -> None:
-    server, p = start_platform(database_url, worker_dispatch_concurrency=4, worker_channel_concurrency=2)
+    server, p = start_platform(
+        database_url, worker_dispatch_concurrency=4, worker_channel_concurrency=2, worker_channel_slow_s=1.0
+    )
     try:
         slow = sim_channel(sim, "supA", reply_latency_s=HANG_S, callback_delay_s=0.05)
         fast = sim_channel(sim, "supB", callback_delay_s=0.05)
@@ -57,7 +59,9 @@ def test_a_hanging_supplier_does_not_hold_back_other_channels(database_url: str,
         m = p.merchant(balance=1_000_000)
 
         slow_ids = [m.order(f"HANG-{i}").json()["order_id"] for i in range(2)]
-        time.sleep(1.3)  # supA's two dispatches have been out 1.3 s without an answer: it is stuck
+        # Wait until supA's two attempts have been out 1.2 s (stuck past `worker_channel_slow_s`).
+        first = asyncio.run(_attempts(p.database_url, count=2, replied=False))
+        time.sleep(max(0.0, max(r.started_at for r in first) + 1.2 - time.time()))
         slow_ids += [m.order(f"HANG-{i}").json()["order_id"] for i in range(2, 4)]
         fast_ids = [m.order(f"FAST-{i}", product_code="data.cmcc.1g").json()["order_id"] for i in range(4)]
         for order_id in fast_ids + slow_ids:

@@ -100,37 +100,72 @@ async def test_fake_sender_records_and_answers_from_its_script() -> None:
     assert len(fake.sent) == 3 and fake.sent[0].event_id == "evt_1"
 
 
-async def test_per_order_urls_go_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    # DNS answers a public address for the check; a second lookup (the rebinding trick) would answer
-    # loopback. The request must go to the checked address, never to a fresh resolution of the name.
-    answers = iter([["93.184.216.34"], ["127.0.0.1"]])
+def _resolver(monkeypatch: pytest.MonkeyPatch, answers: list[list[str]]) -> list[str]:
+    """This test's event loop resolves names from `answers`, one list per lookup; IP literals to
+    themselves. Returns the names looked up."""
+    pending = iter(answers)
     lookups: list[str] = []
 
     async def getaddrinfo(host: str, port: int | None, *args: object, **kw: object) -> list[object]:
         lookups.append(host)
-        found = [host] if host[0].isdigit() else next(answers)  # an IP literal resolves to itself
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port or 0)) for a in found]
+        found = [host] if host[0].isdigit() else next(pending)
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port or 0))
+            for a in found
+        ]
 
     monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    return lookups
+
+
+async def test_per_order_urls_go_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # DNS answers a public address for the check; a second lookup (the rebinding trick) would answer
+    # loopback. The request must go to the checked address, never to a fresh resolution of the name.
+    lookups = _resolver(monkeypatch, [["93.184.216.34"], ["127.0.0.1"]])
     seen: list[httpx.Request] = []
+    pinned_seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(200)
 
-    result = await sender(handler).send(hook("https://m.example.com/cb?x=1", check_address=True))
+    def pinned_handler(request: httpx.Request) -> httpx.Response:
+        pinned_seen.append(request)
+        return httpx.Response(200)
+
+    pinned = httpx.AsyncClient(transport=httpx.MockTransport(pinned_handler))
+    s = sender(handler, pinned_http=pinned)
+    result = await s.send(hook("https://m.example.com/cb?x=1", check_address=True))
     assert result.ok and lookups == ["m.example.com"]  # resolved once, for the check
-    (req,) = seen
+    assert seen == []  # pinned sends use their own client (no shared keep-alive pool)
+    (req,) = pinned_seen
     assert req.url.host == "93.184.216.34" and req.url.scheme == "https"
     assert req.headers["Host"] == "m.example.com"
-    # TLS still names (and verifies) the merchant's host; the pinned connection is not reused.
+    # TLS still names (and verifies) the merchant's host.
     assert req.extensions["sni_hostname"] == "m.example.com"
-    assert req.headers["Connection"] == "close"
     verify("s3cret", req.headers, "POST", "/cb?x=1", req.content, NOW)
 
-    plain = await sender(handler).send(hook("http://m.example.com:8080/cb", check_address=False))
+    plain = await s.send(hook("http://m.example.com:8080/cb", check_address=False))
     assert plain.ok and seen[-1].url.host == "m.example.com"  # the merchant's own default: not pinned
-    ip_literal = await sender(handler, allow_private=False).send(
-        hook("http://93.184.216.34:8080/cb", check_address=True)
-    )
-    assert ip_literal.ok and seen[-1].headers["Host"] == "93.184.216.34:8080"
+    ip_literal = await s.send(hook("http://93.184.216.34:8080/cb", check_address=True))
+    assert ip_literal.ok and pinned_seen[-1].headers["Host"] == "93.184.216.34:8080"
+
+
+async def test_pinned_sends_use_the_ascii_name_and_try_each_checked_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _resolver(monkeypatch, [["2606:2800:220:1::1", "93.184.216.34"]])
+    tried: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tried.append(request)
+        if request.url.host == "2606:2800:220:1::1":
+            raise httpx.ConnectError("network unreachable", request=request)  # no IPv6 route here
+        return httpx.Response(200)
+
+    # An internationalised name: the Host header and SNI carry its IDNA (ASCII) form.
+    result = await sender(handler).send(hook("https://münchen.example:8443/cb", check_address=True))
+    assert result.ok, result
+    assert [r.url.host for r in tried] == ["2606:2800:220:1::1", "93.184.216.34"]
+    assert tried[-1].headers["Host"] == "xn--mnchen-3ya.example:8443"
+    assert tried[-1].extensions["sni_hostname"] == "xn--mnchen-3ya.example"

@@ -2,21 +2,19 @@
 
 A supplier that accepts connections and then hangs until the channel's timeout would otherwise hold
 every route slot of a worker, and orders for healthy channels would queue behind it. Each dispatch
-holds a slot of its channel from storing the attempt to recording the reply.
-
-A channel turns *suspect* when it has `limit` or more dispatches in flight, the oldest has been out
-longer than `slow_after_s`, and no dispatch came back within `slow_after_s` of being sent during the
-last `slow_after_s`. A suspect channel gets at most `limit` dispatches in flight (the caller defers
-the rest) until one comes back quickly again. Any other channel is not limited here, so a burst on a
-healthy supplier keeps every route slot the worker allows; only the first second of a supplier going
-silent can take more than `limit`.
+holds a slot of its channel from storing the attempt to recording the reply. A channel is *stuck*
+while `limit` or more of its slots have been held longer than `slow_after_s`: it gets no new slot
+(the caller defers the order) until some of those end. Young slots never count, so a burst on a
+healthy supplier keeps every route slot the worker allows, and a supplier that hangs on some orders
+only is held back by those. (A hang that starts in the middle of a burst can still hold every slot
+the burst took, once, until those dispatches time out.)
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(eq=False)
@@ -27,66 +25,36 @@ class Slot:
     taken_at: float
 
 
-@dataclass(eq=False)
-class _Channel:
-    held: set[Slot] = field(default_factory=set)
-    quick_release_at: float = float("-inf")  # the last release of a slot held under slow_after_s
-    suspect: bool = False
-
-
 class ChannelSlots:
     def __init__(
-        self, limit: int, slow_after_s: float = 1.0, now: Callable[[], float] = time.monotonic
+        self, limit: int, slow_after_s: float = 2.0, now: Callable[[], float] = time.monotonic
     ) -> None:
         self.limit = limit  # 0: no limit
         self.slow_after_s = slow_after_s
         self._now = now
-        self._channels: dict[str, _Channel] = {}
+        self._held: dict[str, set[Slot]] = {}
 
     def in_flight(self, code: str) -> int:
-        ch = self._channels.get(code)
-        return len(ch.held) if ch else 0
+        return len(self._held.get(code, ()))
+
+    def old(self, code: str) -> int:
+        """Slots of the channel held longer than `slow_after_s`."""
+        cutoff = self._now() - self.slow_after_s
+        return sum(1 for s in self._held.get(code, ()) if s.taken_at < cutoff)
 
     def stuck(self, code: str) -> bool:
-        """May the channel get no new dispatch now? (suspect and at `limit`; see the module doc)"""
-        ch = self._channels.get(code)
-        if self.limit <= 0 or ch is None or len(ch.held) < self.limit:
-            return False
-        if ch.suspect:
-            return True
-        now = self._now()
-        if now - ch.quick_release_at <= self.slow_after_s:
-            return False  # the supplier is answering: a burst, or one slow order among quick ones
-        ch.suspect = now - min(s.taken_at for s in ch.held) > self.slow_after_s
-        return ch.suspect
-
-    def suspect(self, code: str) -> bool:
-        ch = self._channels.get(code)
-        return bool(ch and ch.suspect)
+        return self.limit > 0 and self.old(code) >= self.limit
 
     def try_take(self, code: str) -> Slot | None:
-        """A slot, or None when the channel is stuck."""
+        """A slot, or None while the channel is stuck."""
         if self.stuck(code):
             return None
-        ch = self._channels.setdefault(code, _Channel())
         slot = Slot(code, self._now())
-        ch.held.add(slot)
+        self._held.setdefault(code, set()).add(slot)
         return slot
-
-    def free_in(self, code: str, timeout_s: float) -> float:
-        """Seconds until the oldest dispatch in flight must have ended (dispatches last <= timeout_s)."""
-        ch = self._channels.get(code)
-        if not ch or not ch.held:
-            return 0.0
-        return max(0.0, min(s.taken_at for s in ch.held) + timeout_s - self._now())
 
     def release(self, slot: Slot) -> None:
         """Give the slot back (a second release of the same slot does nothing)."""
-        ch = self._channels.get(slot.code)
-        if ch is None or slot not in ch.held:
-            return
-        ch.held.discard(slot)
-        now = self._now()
-        if now - slot.taken_at <= self.slow_after_s:
-            ch.quick_release_at = now
-            ch.suspect = False
+        held = self._held.get(slot.code)
+        if held is not None:
+            held.discard(slot)

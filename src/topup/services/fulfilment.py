@@ -37,26 +37,23 @@ FinalHook = Callable[[Tx, Any], Awaitable[None]]
 DISPATCH_SENT = "sent"
 DISPATCH_GRACE_S = 2.0
 # A route job deferred because its channel is stuck runs again after 0.1 s, doubling with each
-# deferral up to DEFER_MAX_S, but no later than when the channel's oldest dispatch must have ended
-# (+-20 % jitter either way).
+# deferral up to DEFER_MAX_S, each delay spread by x0.5-1.5 so a backlog does not come back at once.
 DEFER_BASE_S = 0.1
-DEFER_MAX_S = 30.0
+DEFER_MAX_S = 10.0
 
 
 class ChannelBusy(Exception):
     """The chosen channel is stuck: no new dispatch slot for it in this process (see ChannelSlots)."""
 
-    def __init__(self, channel_code: str, in_flight: int, free_in: float) -> None:
+    def __init__(self, channel_code: str, in_flight: int) -> None:
         super().__init__(channel_code)
         self.channel_code = channel_code
         self.in_flight = in_flight
-        self.free_in = free_in
 
 
-def defer_delay(tries: int, free_in: float) -> float:
-    """How long a deferred route job waits: 0.1 s, 0.2 s, 0.4 s ... 30 s, at most `free_in`."""
-    backoff = min(DEFER_MAX_S, DEFER_BASE_S * 2 ** max(tries - 1, 0))
-    return float(max(DEFER_BASE_S, min(backoff, free_in)))
+def defer_delay(tries: int) -> float:
+    """How long a deferred route job waits, before jitter: 0.1 s, 0.2 s, 0.4 s ... 10 s."""
+    return float(min(DEFER_MAX_S, DEFER_BASE_S * 2 ** max(tries - 1, 0)))
 
 
 @dataclass
@@ -113,17 +110,17 @@ class Fulfilment:
         """Create the order's next attempt and dispatch it, or fail the order when no channel is left.
 
         Each dispatch holds a slot of its channel (`ChannelSlots`) until its reply is recorded. A
-        stuck channel (at its in-flight limit, nothing answered lately) gives no slot: the unit rolls
-        back (nothing stored) and the job is deferred, so a supplier that hangs holds a bounded share
-        of the worker's dispatch slots and orders for other channels keep going out.
+        stuck channel (`limit` dispatches out longer than `slow_after_s`) gives no slot: the unit
+        rolls back (nothing stored) and the job is deferred, so a supplier that hangs holds a bounded
+        share of the worker's dispatch slots and orders for other channels keep going out.
         """
         order_id = job.payload["order_id"]
         taken: list[Slot] = []
 
-        def take_slot(code: str, timeout_s: float) -> None:
+        def take_slot(code: str) -> None:
             slot = self.slots.try_take(code)
             if slot is None:
-                raise ChannelBusy(code, self.slots.in_flight(code), self.slots.free_in(code, timeout_s))
+                raise ChannelBusy(code, self.slots.in_flight(code))
             taken.append(slot)
 
         try:
@@ -142,7 +139,7 @@ class Fulfilment:
 
     async def _defer(self, job: Job, order_id: str, busy: ChannelBusy) -> None:
         """Put a route job back for later; its first deferral goes on the order's timeline."""
-        delay = defer_delay(job.tries, busy.free_in) * (0.8 + 0.4 * self.rng.random())
+        delay = defer_delay(job.tries) * (0.5 + self.rng.random())
         async with self.db.transaction() as tx:
             await jobs.reschedule(tx, job.id, tx.now + delay)
             if job.tries <= 1:
@@ -150,7 +147,7 @@ class Fulfilment:
                 await add_event(tx, order_id, None, "dispatch_deferred", detail)
 
     async def _next_attempt(
-        self, tx: Tx, order_id: str, take_slot: Callable[[str, float], None]
+        self, tx: Tx, order_id: str, take_slot: Callable[[str], None]
     ) -> tuple[str, int, str, catalog.Channel, DispatchRequest] | None:
         order = await lock_order(tx, order_id)
         if order is None or order.status != OrderStatus.PROCESSING:
@@ -192,7 +189,7 @@ class Fulfilment:
             )
             return None
         # A stuck channel raises ChannelBusy, which rolls all of this back.
-        take_slot(channel_code, snap.channels[channel_code].timeout_s)
+        take_slot(channel_code)
         if attempts and group.sticky:
             # A group that is not sticky has no active channel to move: skip locking its row.
             await self._sticky_failover(tx, group.code, attempts[-1].channel_code, channel_code, order_id)

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import orjson
 import structlog
 from sqlalchemy import select, text, update
@@ -305,7 +306,12 @@ async def list_events(tx: Tx, merchant_id: str, after: str | None, limit: int) -
 
 def install(c: Any) -> None:
     """Register the `notify` job handler and the operator / merchant routes."""
-    sender = HttpWebhookSender(c.http, now=c.clock.now, allow_private=c.settings.allow_private_notify_urls)
+    # Pinned sends (per-order notify URLs) keep no idle connections: see HttpWebhookSender.
+    pinned = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0), trust_env=False)
+    c.extras.setdefault("http_clients", []).append(pinned)
+    sender = HttpWebhookSender(
+        c.http, now=c.clock.now, allow_private=c.settings.allow_private_notify_urls, pinned_http=pinned
+    )
     notifier = Notifier(c.db, sender, retry_scale=c.settings.notify_retry_scale)
     c.extras["notifier"] = notifier
     c.extras.setdefault("job_handlers", {})["notify"] = notifier.handle

@@ -404,7 +404,7 @@ class Payments:
             r = await self.http.post(
                 f"{self.public_base}{NOTIFY_PATH}", content=body, headers=headers, timeout=10
             )
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
             if job.tries < NOTIFY_MAX_TRIES:
                 raise
             error = f"{type(e).__name__}: {e}"

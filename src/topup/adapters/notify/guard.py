@@ -18,7 +18,8 @@ class UnsafeAddress(UnsafeUrl):
 
 
 async def resolve_and_check(host: str, port: int | None = None, timeout_s: float = 5.0) -> list[str]:
-    """Resolve `host` and return its addresses; raise UnsafeAddress if any of them is not public.
+    """Resolve `host` and return its addresses in the resolver's order; raise UnsafeAddress if any of
+    them is not public.
 
     Every address must be public: a resolver may hand the HTTP client any of them. A name that does
     not resolve raises LookupError (a transient failure: retry later, unlike UnsafeAddress).
@@ -32,7 +33,8 @@ async def resolve_and_check(host: str, port: int | None = None, timeout_s: float
             infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
     except (OSError, TimeoutError) as e:
         raise LookupError(f"cannot resolve {name}: {e}") from None
-    addresses = sorted({str(info[4][0]) for info in infos})
+    # The resolver's order (address-family preference), without repeats.
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise LookupError(f"cannot resolve {name}: no addresses")
     bad = [a for a in addresses if not is_public_ip(a)]

@@ -47,6 +47,8 @@ class WebhookResult:
     error: str | None = None
     # A try that can never succeed as configured (e.g. a private address): retrying is pointless.
     permanent: bool = False
+    # No connection was made (refused, unreachable, connect timeout): another address may work.
+    connect_failed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -72,30 +74,28 @@ def webhook_headers(hook: Webhook, now: float) -> dict[str, str]:
 
 
 def pin(url: httpx.URL, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
-    """Send to the address just checked instead of resolving the name again (DNS rebinding).
+    """Send to an address just checked instead of resolving the name again (DNS rebinding).
 
-    The URL gets the IP; the Host header keeps the name (with a non-default port); TLS still sends
-    the name as SNI and verifies the certificate against it. An HTTPS connection pinned this way is
-    closed after its one request, so a connection verified for one name never carries another's.
+    The URL gets the IP; the Host header keeps the name (ASCII form, with a non-default port); TLS
+    still sends the name as SNI and verifies the certificate against it.
     """
     with contextlib.suppress(ValueError):
         ipaddress.ip_address(url.host)
         return url, {}, {}  # an address already: nothing to resolve again
-    host = (
-        url.host
-        if url.port in (None, {"http": 80, "https": 443}.get(url.scheme))
-        else f"{url.host}:{url.port}"
-    )
-    headers = {"Host": host}
-    extensions: dict[str, str] = {}
-    if url.scheme == "https":
-        extensions["sni_hostname"] = url.host
-        headers["Connection"] = "close"
+    name = url.raw_host.decode("ascii")  # IDNA-encoded: header values and SNI are ASCII
+    default_port = {"http": 80, "https": 443}.get(url.scheme)
+    headers = {"Host": name if url.port in (None, default_port) else f"{name}:{url.port}"}
+    extensions = {"sni_hostname": name} if url.scheme == "https" else {}
     return url.copy_with(host=address), headers, extensions
 
 
 class HttpWebhookSender:
-    """POSTs a signed event; a timeout, network error or non-2xx is a failed try with its reason."""
+    """POSTs a signed event; a timeout, network error or non-2xx is a failed try with its reason.
+
+    Pinned sends (per-order URLs, see `pin`) go through `pinned_http`, which must keep no idle
+    connections: its pool is keyed by (scheme, IP, port) alone, so a kept connection, verified for
+    one name, could otherwise carry a request for another name at the same address.
+    """
 
     def __init__(
         self,
@@ -103,8 +103,10 @@ class HttpWebhookSender:
         now: Callable[[], float] = time.time,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         allow_private: bool = False,
+        pinned_http: httpx.AsyncClient | None = None,
     ) -> None:
         self.http = http
+        self.pinned_http = pinned_http or http
         self.now = now
         self.timeout_s = timeout_s
         self.allow_private = allow_private
@@ -117,25 +119,47 @@ class HttpWebhookSender:
 
         url = httpx.URL(hook.url)
         headers = webhook_headers(hook, self.now())
-        extensions: dict[str, str] = {}
-        if hook.check_address and not self.allow_private:
-            # Checked at intake too, but a name can resolve to a private address later.
-            try:
-                addresses = await guard.resolve_and_check(url.host, url.port, timeout_s=self.timeout_s)
-            except guard.UnsafeAddress as e:
-                return WebhookResult(None, elapsed(), f"refused: {e}"[:ERROR_LIMIT], permanent=True)
-            except LookupError as e:
-                return WebhookResult(None, elapsed(), str(e)[:ERROR_LIMIT])
-            url, pinned_headers, extensions = pin(url, addresses[0])
-            headers.update(pinned_headers)
+        if not hook.check_address or self.allow_private:
+            return await self._post(self.http, url, hook.body, headers, {}, elapsed)
+        # Checked at intake too, but a name can resolve to a private address later.
         try:
-            response = await self.http.post(
+            addresses = await guard.resolve_and_check(url.host, url.port, timeout_s=self.timeout_s)
+        except guard.UnsafeAddress as e:
+            return WebhookResult(None, elapsed(), f"refused: {e}"[:ERROR_LIMIT], permanent=True)
+        except LookupError as e:
+            return WebhookResult(None, elapsed(), str(e)[:ERROR_LIMIT])
+        # Each checked address in the resolver's order until one connects (as a client resolving the
+        # name itself would do).
+        for i, address in enumerate(addresses):
+            pinned_url, pinned_headers, extensions = pin(url, address)
+            result = await self._post(
+                self.pinned_http, pinned_url, hook.body, {**headers, **pinned_headers}, extensions, elapsed
+            )
+            if not result.connect_failed or i == len(addresses) - 1:
+                return result
+        raise AssertionError("unreachable: resolve_and_check returns at least one address")
+
+    async def _post(
+        self,
+        http: httpx.AsyncClient,
+        url: httpx.URL,
+        body: bytes,
+        headers: dict[str, str],
+        extensions: dict[str, str],
+        elapsed: Callable[[], float],
+    ) -> WebhookResult:
+        try:
+            response = await http.post(
                 url,
-                content=hook.body,
+                content=body,
                 headers=headers,
                 timeout=self.timeout_s,
                 follow_redirects=False,
                 extensions=extensions,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            return WebhookResult(
+                None, elapsed(), f"{type(e).__name__}: {e}"[:ERROR_LIMIT], connect_failed=True
             )
         except httpx.TimeoutException:
             return WebhookResult(None, elapsed(), f"timed out after {self.timeout_s:g} s")
