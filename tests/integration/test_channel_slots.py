@@ -1,9 +1,9 @@
-"""A supplier that hangs holds a bounded share of a worker's dispatch slots, not all of them.
+"""A supplier that hangs keeps to a bounded share of a worker's dispatch slots, not all of them.
 
-Real platform and simulator, both databases: the worker may run four route jobs at a time and a stuck
-channel (two dispatches out over 1 s) gets no more. supA answers every dispatch only after 3 s; supB
-(another group) answers at once. Two supA orders go out; once they have been out for over a second
-supA is stuck, and two more supA orders arrive, then four supB orders: the new supA orders are
+Real platform and simulator, both databases: the worker may run four route jobs at a time, and a slow
+channel (a dispatch out over 1 s) gets at most two in flight. supA answers every dispatch only after
+3 s; supB (another group) answers at once. Two supA orders go out; once they have been out for over a
+second supA is slow, and two more supA orders arrive, then four supB orders: the new supA orders are
 deferred (and go out only as supA's first two end) and the supB orders go out at once. Before
 per-channel slots, the two new supA dispatches took the last two route slots and supB waited for
 supA's replies.
@@ -59,7 +59,7 @@ def test_a_hanging_supplier_does_not_hold_back_other_channels(database_url: str,
         m = p.merchant(balance=1_000_000)
 
         slow_ids = [m.order(f"HANG-{i}").json()["order_id"] for i in range(2)]
-        # Wait until supA's two attempts have been out 1.2 s (stuck past `worker_channel_slow_s`).
+        # Wait until supA's two attempts have been out 1.2 s (slow: past `worker_channel_slow_s`).
         first = asyncio.run(_attempts(p.database_url, count=2, replied=False))
         time.sleep(max(0.0, max(r.started_at for r in first) + 1.2 - time.time()))
         slow_ids += [m.order(f"HANG-{i}").json()["order_id"] for i in range(2, 4)]

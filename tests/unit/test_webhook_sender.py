@@ -169,3 +169,49 @@ async def test_pinned_sends_use_the_ascii_name_and_try_each_checked_address(
     assert [r.url.host for r in tried] == ["2606:2800:220:1::1", "93.184.216.34"]
     assert tried[-1].headers["Host"] == "xn--mnchen-3ya.example:8443"
     assert tried[-1].extensions["sni_hostname"] == "xn--mnchen-3ya.example"
+
+
+async def test_a_pinned_send_tries_two_addresses_at_most_and_says_what_each_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _resolver(monkeypatch, [["93.184.216.34", "93.184.216.35", "93.184.216.36"]])
+    tried: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        if request.url.host.endswith(".34"):
+            raise httpx.ConnectTimeout("", request=request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    result = await sender(handler, timeout_s=0.5).send(hook("https://m.example.com/cb", check_address=True))
+    assert not result.ok and not result.permanent
+    assert tried == ["93.184.216.34", "93.184.216.35"]  # a merchant's DNS cannot stretch a try
+    assert result.error == (
+        "93.184.216.34: connect timed out after 0.5 s; 93.184.216.35: ConnectError: connection refused"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "check_address"),
+    [
+        ("https://\u2603.example/cb", True),
+        ("https://\u2603.example/cb", False),
+        ("http://[::1/cb", True),
+        ("http://[::1/cb", False),
+        # IDNA refuses it when httpx connects by name (a pinned send connects to the address instead).
+        ("https://xn--a.example/cb", False),
+    ],
+)
+async def test_a_url_httpx_cannot_send_to_is_a_permanent_failure_not_an_exception(
+    url: str, check_address: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _resolver(monkeypatch, [["93.184.216.34"]] * 3)  # the name resolves: httpx itself must refuse it
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200)
+
+    result = await sender(handler).send(hook(url, check_address=check_address))
+    assert result.permanent and not result.ok and (result.error or "").startswith("invalid URL"), result
+    assert calls == []

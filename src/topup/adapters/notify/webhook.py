@@ -22,6 +22,8 @@ from topup.signing import MERCHANT_HEADER, signed_headers
 EVENT_HEADER = "X-Event-Id"
 USER_AGENT = "topup-gateway-webhook/1"
 DEFAULT_TIMEOUT_S = 5.0
+# A pinned send tries at most this many of the checked addresses (each with DEFAULT_TIMEOUT_S).
+MAX_ADDRESSES = 2
 ERROR_LIMIT = 1000
 
 
@@ -117,27 +119,33 @@ class HttpWebhookSender:
         def elapsed() -> float:
             return round((time.monotonic() - started) * 1000, 1)
 
-        url = httpx.URL(hook.url)
+        try:
+            url = httpx.URL(hook.url)
+            name = url.raw_host.decode("ascii")  # the IDNA form: what DNS, Host and SNI all use
+        except (httpx.InvalidURL, ValueError) as e:
+            return WebhookResult(None, elapsed(), f"invalid URL: {e}"[:ERROR_LIMIT], permanent=True)
         headers = webhook_headers(hook, self.now())
         if not hook.check_address or self.allow_private:
             return await self._post(self.http, url, hook.body, headers, {}, elapsed)
         # Checked at intake too, but a name can resolve to a private address later.
         try:
-            addresses = await guard.resolve_and_check(url.host, url.port, timeout_s=self.timeout_s)
+            addresses = await guard.resolve_and_check(name, url.port, timeout_s=self.timeout_s)
         except guard.UnsafeAddress as e:
             return WebhookResult(None, elapsed(), f"refused: {e}"[:ERROR_LIMIT], permanent=True)
         except LookupError as e:
             return WebhookResult(None, elapsed(), str(e)[:ERROR_LIMIT])
-        # Each checked address in the resolver's order until one connects (as a client resolving the
-        # name itself would do).
-        for i, address in enumerate(addresses):
+        # The first MAX_ADDRESSES checked addresses in the resolver's order, until one connects (as
+        # a client resolving the name itself would do); a try stays well inside a job's lease.
+        errors = []
+        for address in addresses[:MAX_ADDRESSES]:
             pinned_url, pinned_headers, extensions = pin(url, address)
             result = await self._post(
                 self.pinned_http, pinned_url, hook.body, {**headers, **pinned_headers}, extensions, elapsed
             )
-            if not result.connect_failed or i == len(addresses) - 1:
+            if not result.connect_failed:
                 return result
-        raise AssertionError("unreachable: resolve_and_check returns at least one address")
+            errors.append(f"{address}: {result.error}")
+        return WebhookResult(None, elapsed(), "; ".join(errors)[:ERROR_LIMIT])
 
     async def _post(
         self,
@@ -157,14 +165,18 @@ class HttpWebhookSender:
                 follow_redirects=False,
                 extensions=extensions,
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-            return WebhookResult(
-                None, elapsed(), f"{type(e).__name__}: {e}"[:ERROR_LIMIT], connect_failed=True
-            )
+        except httpx.ConnectTimeout:
+            message = f"connect timed out after {self.timeout_s:g} s"
+            return WebhookResult(None, elapsed(), message, connect_failed=True)
+        except httpx.ConnectError as e:
+            message = f"ConnectError: {e}"[:ERROR_LIMIT]
+            return WebhookResult(None, elapsed(), message, connect_failed=True)
         except httpx.TimeoutException:
             return WebhookResult(None, elapsed(), f"timed out after {self.timeout_s:g} s")
         except httpx.HTTPError as e:
             return WebhookResult(None, elapsed(), f"{type(e).__name__}: {e}"[:ERROR_LIMIT])
+        except (httpx.InvalidURL, ValueError) as e:  # e.g. a name IDNA refuses, found building the request
+            return WebhookResult(None, elapsed(), f"invalid URL: {e}"[:ERROR_LIMIT], permanent=True)
         error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
         return WebhookResult(response.status_code, elapsed(), error)
 

@@ -10,7 +10,7 @@ from topup.logs import is_secret_key
 _KIND_TITLES = {
     "dispatch": "Dispatched",
     "dispatch_reply": "Dispatch reply",
-    "dispatch_deferred": "Dispatch deferred (channel at its in-flight limit)",
+    "dispatch_deferred": "Dispatch deferred (channel slow, at its limit)",
     "attempt_failed": "Attempt failed",
     "attempt_abandoned": "Attempt abandoned",
     "attempt_succeeded": "Attempt succeeded",
