@@ -143,6 +143,8 @@ async def test_metrics_token_guards_the_scrape_when_set() -> None:
     await c.close()
     assert [r.status_code for r in (missing, wrong, admin)] == [401, 401, 401]
     assert "TOPUP_METRICS_TOKEN" in missing.text
+    assert missing.json()["error"]["code"] == "unauthorized"
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
     assert health.status_code == 200
 
 

@@ -31,6 +31,7 @@ from topup.adapters.db.engine import Tx
 from topup.bootstrap import Container
 from topup.domain.errors import Unauthorized
 from topup.entrypoints.api.deps import container
+from topup.entrypoints.api.errors import error_response
 from topup.entrypoints.api.responses import JSONOut
 
 # Callback delay buckets (seconds from dispatch to the supplier's callback).
@@ -228,7 +229,11 @@ def _scrape_allowed(c: Container, request: Request) -> bool:
 @router.get("/metrics")
 async def metrics(c: Ctr, request: Request) -> Response:
     if not _scrape_allowed(c, request):
-        raise Unauthorized("/metrics needs Authorization: Bearer <TOPUP_METRICS_TOKEN>")
+        refused = error_response(
+            401, Unauthorized.code, "/metrics needs Authorization: Bearer <TOPUP_METRICS_TOKEN>"
+        )
+        refused.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return refused
     registry: CollectorRegistry = c.extras["metrics_registry"]
     collector: DatabaseCollector = c.extras["metrics_collector"]
     async with collector.lock:
