@@ -51,9 +51,9 @@ class ChannelBusy(Exception):
         self.in_flight = in_flight
 
 
-def defer_delay(tries: int) -> float:
-    """How long a deferred route job waits, before jitter: 0.1 s, 0.2 s, 0.4 s ... 10 s."""
-    return float(min(DEFER_MAX_S, DEFER_BASE_S * 2 ** max(tries - 1, 0)))
+def defer_delay(deferrals: int) -> float:
+    """How long a route job deferred for the n-th time waits, before jitter: 0.1 s, 0.2 s ... 10 s."""
+    return float(min(DEFER_MAX_S, DEFER_BASE_S * 2 ** max(deferrals - 1, 0)))
 
 
 @dataclass
@@ -138,11 +138,13 @@ class Fulfilment:
                 self.slots.release(slot)
 
     async def _defer(self, job: Job, order_id: str, busy: ChannelBusy) -> None:
-        """Put a route job back for later; its first deferral goes on the order's timeline."""
-        delay = defer_delay(job.tries) * (0.5 + self.rng.random())
+        """Put a route job back for later (not counted as a failed try; the payload counts deferrals);
+        its first deferral goes on the order's timeline."""
+        deferrals = int(job.payload.get("deferrals", 0)) + 1
+        delay = defer_delay(deferrals) * (0.5 + self.rng.random())
         async with self.db.transaction() as tx:
-            await jobs.reschedule(tx, job.id, tx.now + delay)
-            if job.tries <= 1:
+            await jobs.defer(tx, job.id, tx.now + delay, {**job.payload, "deferrals": deferrals})
+            if deferrals == 1:
                 detail = {"channel": busy.channel_code, "in_flight": busy.in_flight}
                 await add_event(tx, order_id, None, "dispatch_deferred", detail)
 

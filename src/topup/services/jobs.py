@@ -73,6 +73,17 @@ async def reschedule(tx: Tx, job_id: int, run_at: float, error: str | None = Non
     )
 
 
+async def defer(tx: Tx, job_id: int, run_at: float, payload: dict[str, Any]) -> None:
+    """Put a claimed job back for later without counting the claim as a try (its handler did not
+    fail; it chose to wait), with a new payload to remember why."""
+    await tx.exec(
+        "UPDATE jobs SET run_at = $1, locked_until = NULL, tries = tries - 1, payload = $2 WHERE id = $3",
+        run_at,
+        orjson.dumps(payload).decode(),
+        job_id,
+    )
+
+
 async def delete_key(tx: Tx, key: str) -> None:
     await tx.exec("DELETE FROM jobs WHERE key = $1", key)
 
