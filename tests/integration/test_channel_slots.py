@@ -15,6 +15,7 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
 import orjson
 from tests.conftest import start_platform
 from tests.support.platform import peak_overlap, sim_channel
@@ -86,6 +87,9 @@ def test_a_hanging_supplier_does_not_hold_back_other_channels(database_url: str,
         # try (the worker's error backoff must not grow with it), the payload counts the deferrals.
         job = asyncio.run(_deferred_job(p.database_url, min_deferrals=2))
         assert job is not None and job.tries == 0, job
+        # Operators see the waiting orders by channel.
+        metrics = httpx.get(f"{p.url}/metrics", trust_env=False).text
+        assert 'topup_dispatch_deferred{channel="supA"} 2.0' in metrics, metrics
         for order_id in fast_ids + slow_ids:
             assert p.wait_order(order_id, timeout_s=45)["status"] == "succeeded"
 

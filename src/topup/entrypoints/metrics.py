@@ -189,6 +189,21 @@ async def work_metrics(tx: Tx, now: float) -> list[Metric]:
         "topup_due_work_lag_seconds", "How overdue the oldest due, unclaimed job is (0 when workers keep up)."
     )
     lag.add_metric([], max(0.0, now - float(oldest)) if oldest is not None else 0.0)
+    # Route jobs put back because their channel was slow (fulfilment._defer records the channel).
+    channel = j.c.payload["channel"].as_string()
+    deferred = GaugeMetricFamily(
+        "topup_dispatch_deferred",
+        "Orders waiting for a slow channel (route jobs deferred by per-channel dispatch slots).",
+        labels=["channel"],
+    )
+    for r in _rows(
+        await tx.conn.execute(
+            select(channel.label("channel"), func.count().label("n"))
+            .where(j.c.kind == "route", channel.is_not(None))
+            .group_by(channel)
+        )
+    ):
+        deferred.add_metric([r.channel], int(r.n))
     e = t.exceptions
     exc = GaugeMetricFamily("topup_exceptions_open", "Exceptions waiting for an operator.", labels=["kind"])
     for r in _rows(
@@ -197,7 +212,7 @@ async def work_metrics(tx: Tx, now: float) -> list[Metric]:
         )
     ):
         exc.add_metric([r.kind], int(r.n))
-    return [jobs, lag, exc]
+    return [jobs, lag, deferred, exc]
 
 
 async def gather(c: Container) -> list[Metric]:

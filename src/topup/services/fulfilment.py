@@ -143,7 +143,8 @@ class Fulfilment:
         deferrals = int(job.payload.get("deferrals", 0)) + 1
         delay = defer_delay(deferrals) * (0.5 + self.rng.random())
         async with self.db.transaction() as tx:
-            await jobs.defer(tx, job.id, tx.now + delay, {**job.payload, "deferrals": deferrals})
+            payload = {**job.payload, "deferrals": deferrals, "channel": busy.channel_code}
+            await jobs.defer(tx, job.id, tx.now + delay, payload)
             if deferrals == 1:
                 detail = {"channel": busy.channel_code, "in_flight": busy.in_flight}
                 await add_event(tx, order_id, None, "dispatch_deferred", detail)
