@@ -26,11 +26,11 @@ class Settings(BaseSettings):
     # (a paid 10,000-row batch) then reaches suppliers as a steady stream instead of all at once;
     # the rest wait as unclaimed jobs, with no attempt stored and so no supplier clock running.
     worker_dispatch_concurrency: int = 16
-    # A channel with this many dispatches out longer than `worker_channel_slow_s` in one worker is
-    # stuck: it gets no more from that worker until some of them end (0: never). A supplier that hangs
-    # then holds about this many of the worker's dispatch slots, not all of them; its further orders
-    # are deferred. Dispatches younger than `worker_channel_slow_s` never count, so set that above the
-    # replies' normal time (a supplier that always takes longer is limited like a stuck one).
+    # A channel is slow while one of its dispatches has been out longer than `worker_channel_slow_s`
+    # (or ended that late within as long); a slow channel gets at most this many dispatches in flight
+    # per worker, its further orders are deferred (0: no limit). A supplier that hangs then holds this
+    # many of the worker's dispatch slots, not all of them. A channel that always answers within
+    # `worker_channel_slow_s` is never limited, so set that above the replies' normal time.
     worker_channel_concurrency: int = 8
     worker_channel_slow_s: float = 2.0
     worker_poll_s: float = 0.2

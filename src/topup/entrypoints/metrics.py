@@ -8,7 +8,6 @@ CollectorRegistry: several apps in one process (the tests) never share or clash 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Tx
 from topup.bootstrap import Container
 from topup.domain.errors import Unauthorized
-from topup.entrypoints.api.deps import container
+from topup.entrypoints.api.deps import bearer_matches, container
 from topup.entrypoints.api.errors import error_response
 from topup.entrypoints.api.responses import JSONOut
 
@@ -233,17 +232,10 @@ async def gather(c: Container) -> list[Metric]:
 router = APIRouter(include_in_schema=False)
 
 
-def _scrape_allowed(c: Container, request: Request) -> bool:
-    token = c.settings.metrics_token
-    if not token:
-        return True
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
 @router.get("/metrics")
 async def metrics(c: Ctr, request: Request) -> Response:
-    if not _scrape_allowed(c, request):
+    token = c.settings.metrics_token
+    if token and not bearer_matches(request, token):
         refused = error_response(
             401, Unauthorized.code, "/metrics needs Authorization: Bearer <TOPUP_METRICS_TOKEN>"
         )

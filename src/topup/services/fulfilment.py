@@ -109,10 +109,10 @@ class Fulfilment:
     async def handle_route(self, job: Job) -> None:
         """Create the order's next attempt and dispatch it, or fail the order when no channel is left.
 
-        Each dispatch holds a slot of its channel (`ChannelSlots`) until its reply is recorded. A
-        stuck channel (`limit` dispatches out longer than `slow_after_s`) gives no slot: the unit
-        rolls back (nothing stored) and the job is deferred, so a supplier that hangs holds a bounded
-        share of the worker's dispatch slots and orders for other channels keep going out.
+        Each dispatch holds a slot of its channel (`ChannelSlots`) until its reply is recorded. A slow
+        channel (a dispatch out longer than `slow_after_s`) with `limit` in flight gives no slot: the
+        unit rolls back (nothing stored) and the job is deferred, so a supplier that hangs holds a
+        bounded share of the worker's dispatch slots and orders for other channels keep going out.
         """
         order_id = job.payload["order_id"]
         taken: list[Slot] = []

@@ -400,6 +400,7 @@ class Payments:
         )
         headers = signing.signed_headers(self.secret, "POST", NOTIFY_PATH, body, self.now())
         headers["Content-Type"] = "application/json"
+        error = None
         try:
             r = await self.http.post(
                 f"{self.public_base}{NOTIFY_PATH}", content=body, headers=headers, timeout=10
@@ -409,16 +410,14 @@ class Payments:
                 raise
             error = f"{type(e).__name__}: {e}"
         else:
-            if r.status_code // 100 == 2:
-                async with self.db.transaction() as tx:
-                    await jobs.finish(tx, job.id)
-                return
-            error = f"sandbox notify answered {r.status_code}: {r.text[:200]}"
-            permanent = r.status_code // 100 == 4 and r.status_code not in (408, 429)
-            if job.tries < (NOTIFY_MAX_TRIES_4XX if permanent else NOTIFY_MAX_TRIES):
-                raise RuntimeError(error)
-        log.warning(
-            "sandbox_notify_gave_up", payment_id=job.payload["payment_id"], tries=job.tries, error=error
-        )
+            if r.status_code // 100 != 2:
+                error = f"sandbox notify answered {r.status_code}: {r.text[:200]}"
+                permanent = r.status_code // 100 == 4 and r.status_code not in (408, 429)
+                if job.tries < (NOTIFY_MAX_TRIES_4XX if permanent else NOTIFY_MAX_TRIES):
+                    raise RuntimeError(error)
+        if error is not None:
+            log.warning(
+                "sandbox_notify_gave_up", payment_id=job.payload["payment_id"], tries=job.tries, error=error
+            )
         async with self.db.transaction() as tx:
             await jobs.finish(tx, job.id)

@@ -76,12 +76,14 @@ async def merchant_auth(request: Request) -> MerchantCtx:
     return MerchantCtx(row.id, row.secret, row.notify_url)
 
 
+def bearer_matches(request: Request, expected: str) -> bool:
+    """Does the request carry `Authorization: Bearer <expected>`? (constant-time comparison)"""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
 async def admin_auth(request: Request) -> str:
     c = app_container(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), c.settings.admin_token.encode()
-    ):
+    if not bearer_matches(request, c.settings.admin_token):
         raise Unauthorized("operator endpoints need Authorization: Bearer <admin token>")
     return "admin"
