@@ -17,7 +17,7 @@ from tests.conftest import start_platform
 from tests.support.platform import Platform, peak_overlap, setup_airtime
 
 from topup.adapters.db.engine import Database
-from topup.adapters.suppliers.topup_json import FakeSupplierClient, QueryOutcome
+from topup.adapters.suppliers.protocols.topup_json import FakeSupplierClient, QueryOutcome
 from topup.clock import Clock
 from topup.services.catalog import ConfigCache
 from topup.services.fulfilment import DISPATCH_GRACE_S, Fulfilment

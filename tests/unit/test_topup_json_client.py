@@ -9,13 +9,14 @@ import httpx
 import orjson
 import pytest
 
-from topup.adapters.suppliers.topup_json import (
+from topup.adapters.suppliers.fake import FakeSupplier
+from topup.adapters.suppliers.protocols.topup_json import (
     DispatchOutcome,
     DispatchRequest,
-    FakeSupplierClient,
     QueryOutcome,
     SupplierClient,
 )
+from topup.domain import suppliers as port
 from topup.signing import SignatureError, verify
 
 NOW = 1_700_000_000.0
@@ -213,17 +214,26 @@ async def test_query_timeout_is_error() -> None:
     assert (outcome.status, outcome.code) == ("error", "timeout")
 
 
+def _access() -> port.ChannelAccess:
+    return port.ChannelAccess("supA", "topup-json", BASE, {"secret": SECRET}, {}, {}, 1.0, "http://p/cb")
+
+
+def _port_request(ref: str) -> port.DispatchRequest:
+    return port.DispatchRequest(ref, ref, "airtime.50", "mobile_airtime", "13800138000", 5000)
+
+
 async def test_fake_records_calls_and_plays_script() -> None:
-    fake = FakeSupplierClient(
+    fake = FakeSupplier(
         dispatch_outcomes=[DispatchOutcome.rejected("R01"), DispatchOutcome.unknown("timeout")],
         query_outcomes=[QueryOutcome("not_found")],
     )
-    first = await fake.dispatch(BASE, SECRET, make_request("o-1"), 1.0)
-    second = await fake.dispatch(BASE, SECRET, make_request("o-2"), 1.0)
-    third = await fake.dispatch(BASE, SECRET, make_request("o-3"), 1.0)
+    first = await fake.dispatch(_access(), _port_request("o-1"))
+    second = await fake.dispatch(_access(), _port_request("o-2"))
+    third = await fake.dispatch(_access(), _port_request("o-3"))
     assert [first.kind, second.kind, third.kind] == ["rejected", "unknown", "accepted"]
     assert third.supplier_order_id == "fake-o-3"
     assert fake.dispatched_refs == ["o-1", "o-2", "o-3"]
-    assert (await fake.query(BASE, SECRET, "o-2", 1.0)).status == "not_found"
-    assert (await fake.query(BASE, SECRET, "o-2", 1.0)).status == "processing"
+    question = port.QueryRequest("o-2", "o-2", "airtime.50", "mobile_airtime")
+    assert (await fake.query(_access(), question)).status == "not_found"
+    assert (await fake.query(_access(), question)).status == "processing"
     assert [c.ref for c in fake.query_calls] == ["o-2", "o-2"]

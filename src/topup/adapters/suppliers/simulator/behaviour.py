@@ -6,7 +6,7 @@ import random
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_SECRET = "sim-secret"
 
@@ -24,6 +24,8 @@ class Outcome(StrEnum):
     """Accepted; no callback (unless `late_success_after_s`)."""
     REJECTED = "rejected"
     """Answered `{"result": "rejected"}`."""
+    INSUFFICIENT = "insufficient"
+    """Refused: the channel's simulated balance does not cover the order."""
 
 
 class ChannelBehaviour(BaseModel):
@@ -31,7 +33,20 @@ class ChannelBehaviour(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    protocol: str = "topup-json"
+    """The wire format this channel speaks (a module of `simulator.modes`)."""
     secret: str = DEFAULT_SECRET
+    credentials: dict[str, Any] = Field(default_factory=dict)
+    """The protocol's own secrets (e.g. Juhe `openid`/`key`); topup-json uses `secret`."""
+    callback_url: str | None = None
+    """Where callbacks go for protocols whose supplier takes the URL from its console, not the order."""
+    callback_retries: int | None = Field(default=None, ge=0, le=50)
+    """Retries after a failed callback (default: the simulator's `callback_retries`)."""
+    balance: int | None = None
+    """Prepaid balance in minor units; each order takes its amount, one that does not fit is refused
+    as the protocol refuses an insufficient balance (None: unlimited)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Protocol quirks, per mode (e.g. Reloadly `token_ttl_s`)."""
     success_ratio: float = Field(default=1.0, ge=0, le=1)
     reject_ratio: float = Field(default=0.0, ge=0, le=1)
     silent_ratio: float = Field(default=0.0, ge=0, le=1)
@@ -51,6 +66,15 @@ class ChannelBehaviour(BaseModel):
     reject_accounts: list[str] = Field(default_factory=list)
     failure_code: str = "E42"
     reject_code: str = "R01"
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        from .modes import modes  # the modes import the engine, which imports this module
+
+        if value not in modes():
+            raise ValueError(f"the simulator speaks {sorted(modes())}, not {value!r}")
+        return value
 
     def merged(self, patch: dict[str, Any]) -> ChannelBehaviour:
         """A copy with `patch` applied, validated as a whole (raises pydantic.ValidationError)."""

@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import orjson
-
-from topup.signing import signed_headers
 
 from .behaviour import ChannelBehaviour, Outcome, QueryStatus, channel_rng, decide
+from .modes import mode_for
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +34,8 @@ class SimOrder:
     late_success_at: float | None  # silent orders only
     reply: dict[str, Any]  # the dispatch answer, repeated for a duplicate ref
     callbacks_sent: list[dict[str, Any]] = field(default_factory=list)
+    amount: int = 0  # what the order took from the channel's balance (minor units)
+    request: dict[str, Any] = field(default_factory=dict)  # the dispatch as the mode parsed it
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Channel:
     orders: dict[str, SimOrder] = field(default_factory=dict)
     dispatches: Counter[str] = field(default_factory=Counter)
     queries: Counter[str] = field(default_factory=Counter)
+    state: dict[str, Any] = field(default_factory=dict)  # a mode's own per-channel state (tokens, ...)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -147,10 +148,23 @@ class Simulator:
         behaviour = channel.behaviour
         account = str(payload.get("account") or "")
         outcome = decide(behaviour, account, channel.rng)
+        amount = int(payload.get("amount") or 0)
+        if outcome in (Outcome.SUCCESS, Outcome.SILENT) and behaviour.balance is not None:
+            # Only orders that will not fail take the money (a failed top-up is refunded at once).
+            if amount > behaviour.balance:
+                outcome = Outcome.INSUFFICIENT
+            else:
+                behaviour.balance -= amount
         supplier_order_id = f"{channel.code}-{next(self._ids):06d}"
         now = self._loop_time()
-        if outcome is Outcome.REJECTED:
+        if outcome is Outcome.INSUFFICIENT:
             reply: dict[str, Any] = {
+                "result": "rejected",
+                "code": "insufficient_balance",
+                "message": "simulated supplier balance too low",
+            }
+        elif outcome is Outcome.REJECTED:
+            reply = {
                 "result": "rejected",
                 "code": behaviour.reject_code,
                 "message": "simulated rejection",
@@ -164,12 +178,14 @@ class Simulator:
             ref=ref,
             supplier_order_id=supplier_order_id,
             account=account,
-            callback_url=str(payload["callback_url"]),
+            callback_url=str(payload.get("callback_url") or behaviour.callback_url or ""),
             outcome=outcome,
             created_at=now,
             settles_at=now + delay if settles else None,
             late_success_at=now + late if late is not None else None,
             reply=reply,
+            amount=amount if outcome in (Outcome.SUCCESS, Outcome.SILENT) else 0,
+            request=dict(payload),
         )
         channel.orders[ref] = order
         return order, True
@@ -187,10 +203,15 @@ class Simulator:
         elif order.late_success_at is not None and behaviour.late_success_after_s is not None:
             self._spawn(self._later(behaviour.late_success_after_s, channel, order, "success", copies))
 
-    def answer_query(self, channel: Channel, ref: str) -> dict[str, Any]:
+    def query_status(self, channel: Channel, ref: str) -> tuple[QueryStatus, SimOrder | None]:
+        """Count a status query and answer it in protocol-neutral terms."""
         channel.queries[ref] += 1
         order = channel.orders.get(ref)
-        status = self._query_status(channel, order)
+        return self._query_status(channel, order), order
+
+    def answer_query(self, channel: Channel, ref: str) -> dict[str, Any]:
+        """A topup-json query answer."""
+        status, order = self.query_status(channel, ref)
         answer: dict[str, Any] = {"ref": ref, "status": status}
         if order is not None:
             answer["supplier_order_id"] = order.supplier_order_id
@@ -206,7 +227,7 @@ class Simulator:
         if order is None:
             return "not_found"
         now = self._loop_time()
-        if order.outcome is Outcome.REJECTED:
+        if order.outcome in (Outcome.REJECTED, Outcome.INSUFFICIENT):
             return "failed"
         if order.outcome is Outcome.SILENT:
             if order.late_success_at is not None and now >= order.late_success_at:
@@ -228,33 +249,30 @@ class Simulator:
         await self._send_callbacks(channel, order, status, copies)
 
     async def _send_callbacks(self, channel: Channel, order: SimOrder, status: str, copies: int) -> None:
-        code = "00" if status == "success" else channel.behaviour.failure_code
-        body = orjson.dumps(
-            {
-                "ref": order.ref,
-                "supplier_order_id": order.supplier_order_id,
-                "status": status,
-                "code": code,
-                "message": "success" if status == "success" else "simulated failure",
-            }
-        )
+        mode = mode_for(channel.behaviour.protocol)
         for _ in range(copies):
-            order.callbacks_sent.append(await self._deliver(channel, order.callback_url, body))
+            message = mode.callback(channel, order, status, self._now())
+            if message is None:
+                return  # this protocol has no callbacks: the query carries the order
+            body, headers = message
+            order.callbacks_sent.append(await self._deliver(channel, order.callback_url, body, headers))
 
-    async def _deliver(self, channel: Channel, url: str, body: bytes) -> dict[str, Any]:
+    async def _deliver(
+        self, channel: Channel, url: str, body: bytes, headers: dict[str, str]
+    ) -> dict[str, Any]:
         """POST one callback, retrying with a doubling backoff until a 200 or the retries run out."""
         assert self._http is not None, "simulator not started"
         record: dict[str, Any] = {"delivered": False, "attempts": 0, "http_status": None, "error": None}
-        for attempt in range(self.callback_retries + 1):
+        retries = channel.behaviour.callback_retries
+        if retries is None:
+            retries = getattr(mode_for(channel.behaviour.protocol), "CALLBACK_RETRIES", None)
+        for attempt in range((self.callback_retries if retries is None else retries) + 1):
             if attempt:
                 await asyncio.sleep(self.callback_retry_backoff_s * 2 ** (attempt - 1))
             record["attempts"] = attempt + 1
             try:
                 request = self._http.build_request("POST", url, content=body)
-                target = request.url.raw_path.decode("ascii")
-                secret = channel.behaviour.secret
-                request.headers.update(signed_headers(secret, "POST", target, body, self._now()))
-                request.headers["Content-Type"] = "application/json"
+                request.headers.update(headers)
                 response = await self._http.send(request)
             except httpx.InvalidURL as exc:
                 record["error"] = f"invalid callback_url: {exc}"
