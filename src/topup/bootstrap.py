@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +13,11 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 
 from topup.adapters.db.engine import Database, migrate
-from topup.adapters.suppliers.topup_json import SupplierClient
+from topup.adapters.suppliers.registry import Suppliers, build_suppliers
 from topup.clock import Clock
 from topup.config import Settings
+from topup.domain.suppliers import SupplierProtocol
+from topup.keys import CredentialBox
 from topup.services.catalog import ConfigCache
 from topup.services.dispatch_slots import ChannelSlots
 from topup.services.fulfilment import Fulfilment
@@ -50,7 +53,8 @@ class Container:
     db: Database
     cache: ConfigCache
     http: httpx.AsyncClient
-    supplier: SupplierClient
+    suppliers: Suppliers
+    box: CredentialBox
     fulfilment: Fulfilment
     merchants: MerchantSecrets
     extras: dict[str, Any] = field(default_factory=dict)
@@ -77,24 +81,31 @@ class Container:
         await self.db.dispose()
 
 
-def build(settings: Settings | None = None, clock: Clock | None = None) -> Container:
+def build(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    *,
+    suppliers: Mapping[str, SupplierProtocol] | None = None,
+) -> Container:
+    """Wire everything; `suppliers` replaces the adapters of some protocols (tests pass fakes)."""
     settings = settings or Settings()
     clock = clock or Clock()
     db = Database(
         settings.database_url, clock, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
-    cache = ConfigCache()
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
     http = httpx.AsyncClient(limits=limits, timeout=30.0, trust_env=False)
-    supplier = SupplierClient(http, clock.now)
+    registry = build_suppliers(http, clock.now, suppliers)
+    box = CredentialBox(settings.secret_key, settings.old_secret_key_list())
+    cache = ConfigCache(box=box, suppliers=registry)
     fulfilment = Fulfilment(
         db=db,
         cache=cache,
-        supplier=supplier,
+        suppliers=registry,
         callback_base=settings.callback_base(),
         slots=ChannelSlots(settings.worker_channel_concurrency, settings.worker_channel_slow_s),
     )
-    return Container(settings, clock, db, cache, http, supplier, fulfilment, MerchantSecrets())
+    return Container(settings, clock, db, cache, http, registry, box, fulfilment, MerchantSecrets())
 
 
 def install_plugins(c: Container) -> list[Any]:

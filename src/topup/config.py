@@ -10,6 +10,10 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///topup.db"
     admin_token: str = "change-me-admin-token"
+    # The master key: supplier credentials are encrypted at rest under a key derived from it.
+    # `old_secret_keys` (comma-separated) still decrypt during a rotation (`topup keys rotate`).
+    secret_key: str = "change-me-secret-key-for-development-only"
+    old_secret_keys: str = ""
     # When set, `/metrics` needs `Authorization: Bearer <metrics_token>` (unset: open, for a private
     # monitoring network). A token of its own, so the scraper never holds the operator's token.
     metrics_token: str | None = None
@@ -51,6 +55,9 @@ class Settings(BaseSettings):
     startup_wait_s: float = 60.0
     # Multiplies every webhook retry delay and the 25 h retry window (tests use tiny values).
     notify_retry_scale: float = 1.0
+
+    def old_secret_key_list(self) -> list[str]:
+        return [k.strip() for k in self.old_secret_keys.split(",") if k.strip()]
 
     def callback_base(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -17,8 +17,9 @@ from tests.conftest import start_platform
 from tests.support.platform import Platform, peak_overlap, setup_airtime
 
 from topup.adapters.db.engine import Database
-from topup.adapters.suppliers.protocols.topup_json import FakeSupplierClient, QueryOutcome
+from topup.adapters.suppliers.fake import FakeSupplier
 from topup.clock import Clock
+from topup.domain.suppliers import QueryOutcome
 from topup.services.catalog import ConfigCache
 from topup.services.fulfilment import DISPATCH_GRACE_S, Fulfilment
 from topup.services.jobs import Job
@@ -63,8 +64,9 @@ def test_deadline_counts_from_the_dispatch_reply(platform: Platform, sim: Any) -
             assert abs(job.run_at - (attempt.dispatched_at + TIMEOUT_S)) < 1e-3
             assert abs(attempt.deadline_at - job.run_at) < 1e-3
 
-            fake = FakeSupplierClient(default_query=QueryOutcome("processing", http_status=200))
-            f = Fulfilment(db=db, cache=ConfigCache(), supplier=fake, callback_base="http://unused")
+            fake = FakeSupplier(default_query=QueryOutcome("processing", http_status=200))
+            suppliers = {"topup-json": fake}
+            f = Fulfilment(db=db, cache=ConfigCache(), suppliers=suppliers, callback_base="http://unused")
 
             def as_job(row: Any) -> Job:
                 return Job(int(row.id), row.kind, row.key, {"ref": ref}, int(row.tries))

@@ -16,9 +16,9 @@ import orjson
 import pytest
 from fastapi import FastAPI, Request, Response
 
+from topup.adapters.suppliers.protocols.topup_json import DispatchRequest, SupplierClient
 from topup.adapters.suppliers.simulator import BackgroundServer, RunningSimulator, start_in_thread
 from topup.adapters.suppliers.simulator.behaviour import ChannelBehaviour, channel_rng, decide
-from topup.adapters.suppliers.protocols.topup_json import DispatchRequest, SupplierClient
 from topup.signing import SignatureError, verify
 
 SECRETS = {"supA": "secret-A", "supB": "secret-B"}

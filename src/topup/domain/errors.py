@@ -63,3 +63,9 @@ class BatchTooLarge(TopupError):
 
 class PayloadTooLarge(TopupError):
     code, status = "invalid_request", 413
+
+
+class SupplierError(TopupError):
+    """A supplier did not give a usable answer (a failed balance check)."""
+
+    code, status = "supplier_error", 502

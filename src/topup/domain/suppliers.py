@@ -197,8 +197,9 @@ class SupplierProtocol(Protocol):
         """Verify and map a callback; raises `CallbackRefused`."""
         ...
 
-    def ack(self, data: CallbackData) -> Ack:
-        """The body that tells the supplier the callback was stored (also for a repeat)."""
+    def ack(self, data: CallbackData, outcome: str = "") -> Ack:
+        """The body that tells the supplier the callback was stored (also for a repeat); `outcome` is
+        what it meant for the order (`completed`, `repeat`, ...), for protocols that echo it."""
         ...
 
 

@@ -152,7 +152,7 @@ def demo(
         c = bootstrap.build(settings)
         await c.start()
         async with c.db.transaction() as tx:
-            await seed.seed_demo(tx, sim.url)
+            await seed.seed_demo(tx, sim.url, c.box, c.suppliers)
         await c.close()
 
     asyncio.run(do_seed())

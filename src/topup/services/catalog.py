@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+import structlog
 from sqlalchemy import delete, select, update
 
 from topup.adapters.db import tables as t
@@ -13,6 +16,8 @@ from topup.adapters.db.engine import Database, Tx
 from topup.adapters.db.helpers import insert_ignore
 from topup.domain.errors import InvalidRequest, NotFound
 from topup.domain.routing import GroupState, Member
+from topup.domain.suppliers import ChannelAccess, InvalidChannelConfig, SupplierProtocol
+from topup.keys import CredentialBox, CredentialError, mask
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,41 @@ class Channel:
     name: str
     protocol: str
     base_url: str
-    secret: str
     timeout_s: float
     max_wait_s: float
     supports_query: bool
     enabled: bool
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+    """Decrypted; never shown (see `public`)."""
+    products: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    serves: frozenset[str] | None = None
+    """The product codes this channel can be sent (None: every product)."""
+    secret_fields: tuple[str, ...] = ("secret",)
+
+    @property
+    def secret(self) -> str:
+        """The topup-json signing secret."""
+        return str(self.credentials.get("secret", ""))
+
+    def can_serve(self, product_code: str) -> bool:
+        return self.serves is None or product_code in self.serves
+
+    def access(self, callback_base: str) -> ChannelAccess:
+        """What the channel's protocol adapter needs, with its static callback URL."""
+        return ChannelAccess(
+            code=self.code,
+            protocol=self.protocol,
+            base_url=self.base_url,
+            credentials=self.credentials,
+            products=self.products,
+            options=self.options,
+            timeout_s=self.timeout_s,
+            callback_url=f"{callback_base}/callbacks/{self.protocol}/{self.code}",
+        )
 
     def public(self) -> dict[str, Any]:
-        """Never shows the secret."""
+        """Credentials masked: enough to recognise, never enough to use."""
         return {
             "code": self.code,
             "name": self.name,
@@ -59,6 +91,11 @@ class Channel:
             "max_wait_s": self.max_wait_s,
             "supports_query": self.supports_query,
             "enabled": self.enabled,
+            "credentials": {
+                k: mask(v) if k in self.secret_fields else v for k, v in sorted(self.credentials.items())
+            },
+            "products": {k: dict(v) for k, v in self.products.items()},
+            "options": dict(self.options),
         }
 
 
@@ -92,20 +129,33 @@ class Snapshot:
                 fallback = fallback or g
         return fallback
 
-    def members_of(self, group: Group) -> list[Member]:
-        """Members with `enabled` reflecting their channel's switch."""
+    def members_of(self, group: Group, product_code: str | None = None) -> list[Member]:
+        """Members with `enabled` reflecting their channel's switch and, given a product, whether the
+        channel can be sent it at all (a channel without the product is not a candidate, SPEC 6)."""
         out = []
         for m in group.members:
             ch = self.channels.get(m.channel)
-            out.append(Member(m.channel, m.priority, m.weight, m.costs, bool(ch and ch.enabled)))
+            usable = bool(ch and ch.enabled and (product_code is None or ch.can_serve(product_code)))
+            out.append(Member(m.channel, m.priority, m.weight, m.costs, usable))
         return out
 
 
 class ConfigCache:
-    """Products, channels and groups change rarely; read them at most every `ttl_s` per process."""
+    """Products, channels and groups change rarely; read them at most every `ttl_s` per process.
 
-    def __init__(self, ttl_s: float = 1.0) -> None:
+    `box` opens the channels' sealed credentials; `suppliers` (the protocol adapters) say which
+    products each channel can be sent. Without them credentials stay empty and every product is served.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float = 1.0,
+        box: CredentialBox | None = None,
+        suppliers: Mapping[str, SupplierProtocol] | None = None,
+    ) -> None:
         self.ttl_s = ttl_s
+        self.box = box
+        self.suppliers = suppliers or {}
         self._snap: Snapshot | None = None
 
     def invalidate(self) -> None:
@@ -119,16 +169,78 @@ class ConfigCache:
         async with db.transaction() as tx:
             return await self.get(tx)
 
+    async def fresh(self, tx: Tx) -> Snapshot:
+        """The configuration as stored now (operator pages must not show a stale copy)."""
+        snap = await load_snapshot(tx, self.box, self.suppliers)
+        self._snap = snap
+        return snap
+
     async def get(self, tx: Tx) -> Snapshot:
         snap = self._snap
         if snap is not None and time.monotonic() - snap.loaded_at < self.ttl_s:
             return snap
-        snap = await load_snapshot(tx)
+        snap = await load_snapshot(tx, self.box, self.suppliers)
         self._snap = snap
         return snap
 
 
-async def load_snapshot(tx: Tx) -> Snapshot:
+def _channel(
+    r: Any,
+    products: Mapping[str, Product],
+    box: CredentialBox | None,
+    suppliers: Mapping[str, SupplierProtocol],
+) -> Channel:
+    credentials: dict[str, Any] = {}
+    if box is not None and r.credentials:
+        try:
+            credentials = box.open(r.credentials)
+        except CredentialError as e:
+            # A channel whose secrets no key opens cannot sign anything: it serves nothing.
+            structlog.get_logger().error("channel_credentials_unreadable", channel=r.code, error=str(e))
+            return Channel(
+                r.code,
+                r.name,
+                r.protocol,
+                r.base_url,
+                r.timeout_s,
+                r.max_wait_s,
+                r.supports_query,
+                r.enabled,
+                serves=frozenset(),
+            )
+    if not credentials and r.secret:
+        credentials = {"secret": r.secret}  # written before credentials were sealed
+    adapter = suppliers.get(r.protocol)
+    ch = Channel(
+        r.code,
+        r.name,
+        r.protocol,
+        r.base_url,
+        r.timeout_s,
+        r.max_wait_s,
+        r.supports_query,
+        r.enabled,
+        credentials,
+        _json_map(r.products),
+        _json_map(r.options),
+        secret_fields=adapter.secret_fields if adapter else tuple(credentials),
+    )
+    if adapter is None:
+        return ch if not suppliers else replace(ch, serves=frozenset())
+    access = ch.access("")
+    served = frozenset(code for code, p in products.items() if adapter.serves(access, code, p.business_type))
+    return replace(ch, serves=served)
+
+
+def _json_map(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = orjson.loads(value) if value else {}
+    return dict(value or {})
+
+
+async def load_snapshot(
+    tx: Tx, box: CredentialBox | None = None, suppliers: Mapping[str, SupplierProtocol] | None = None
+) -> Snapshot:
     prods = {
         r.code: Product(
             r.code, r.business_type, r.brand, r.name, int(r.face_value), int(r.price), bool(r.enabled)
@@ -136,17 +248,7 @@ async def load_snapshot(tx: Tx) -> Snapshot:
         for r in (await tx.conn.execute(select(t.products))).all()
     }
     chans = {
-        r.code: Channel(
-            r.code,
-            r.name,
-            r.protocol,
-            r.base_url,
-            r.secret,
-            r.timeout_s,
-            r.max_wait_s,
-            r.supports_query,
-            r.enabled,
-        )
+        r.code: _channel(r, prods, box, suppliers or {})
         for r in (await tx.conn.execute(select(t.channels))).all()
     }
     members: dict[str, list[Member]] = {}
@@ -177,14 +279,55 @@ async def put_product(tx: Tx, code: str, data: dict[str, Any]) -> tuple[dict[str
     return {"code": code, **data}, created
 
 
-async def put_channel(tx: Tx, code: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    values = {**data, "updated_at": tx.now}
+async def put_channel(
+    tx: Tx,
+    code: str,
+    data: dict[str, Any],
+    box: CredentialBox,
+    suppliers: Mapping[str, SupplierProtocol],
+) -> tuple[dict[str, Any], bool]:
+    """Create or replace a channel: its protocol checks credentials, products and options, and the
+    credentials are stored sealed. Returns the channel as shown (credentials masked) and `created`."""
+    data = dict(data)
+    adapter = suppliers.get(data["protocol"])
+    if adapter is None:
+        raise InvalidRequest(f"protocol: {data['protocol']!r} is not one of {sorted(suppliers)}")
+    credentials = dict(data.pop("credentials", None) or {})
+    secret = data.pop("secret", None)
+    if secret and "secret" in adapter.credential_fields:
+        credentials.setdefault("secret", secret)
+    try:
+        credentials, products, options = adapter.validate(
+            credentials, data.pop("products", None) or {}, data.pop("options", None) or {}
+        )
+    except InvalidChannelConfig as e:
+        raise InvalidRequest(str(e), {"field": e.field}) from None
+    values = {
+        **data,
+        "secret": "",
+        "credentials": box.seal(credentials),
+        "products": products,
+        "options": options,
+        "updated_at": tx.now,
+    }
     created = await insert_ignore(tx, t.channels, {"code": code, **values}, ["code"])
     if not created:
         await tx.conn.execute(update(t.channels).where(t.channels.c.code == code).values(**values))
-    out = {"code": code, **data}
-    out.pop("secret", None)
-    return out, created
+    shown = Channel(
+        code,
+        data["name"],
+        data["protocol"],
+        data["base_url"],
+        data["timeout_s"],
+        data["max_wait_s"],
+        data["supports_query"],
+        data["enabled"],
+        credentials,
+        products,
+        options,
+        secret_fields=adapter.secret_fields,
+    )
+    return shown.public(), created
 
 
 async def set_channel_enabled(tx: Tx, code: str, enabled: bool) -> None:

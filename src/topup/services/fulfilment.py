@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Database, Tx
 from topup.adapters.db.helpers import insert_ignore, new_id
-from topup.adapters.suppliers.topup_json import DispatchRequest, SupplierClient
 from topup.domain import ledger as L
 from topup.domain import routing as R
+from topup.domain import suppliers as port
 from topup.domain.errors import NotFound
 from topup.domain.orders import AttemptStatus, OrderStatus, attempt_ref
 from topup.services import catalog, jobs, ledger, outbox
@@ -58,11 +58,11 @@ def defer_delay(deferrals: int) -> float:
 
 @dataclass
 class Fulfilment:
-    """The routing engine's ports: database, config cache, supplier client, callback base URL."""
+    """The routing engine's ports: database, config cache, supplier protocols, callback base URL."""
 
     db: Database
     cache: ConfigCache
-    supplier: SupplierClient
+    suppliers: Mapping[str, port.SupplierProtocol]
     callback_base: str
     rng: random.Random = field(default_factory=random.Random)
     # Called inside the transaction that makes an order final (batches keep their counts with it).
@@ -98,7 +98,7 @@ class Fulfilment:
     async def _ranking(
         self, tx: Tx, snap: Snapshot, group: catalog.Group, order: Any
     ) -> tuple[list[str], str | None]:
-        members = snap.members_of(group)
+        members = snap.members_of(group, order.product_code)
         rates = None
         if group.strategy == R.Strategy.SUCCESS_RATE:
             rates = await self.success_rates(tx, [m.channel for m in members])
@@ -151,7 +151,7 @@ class Fulfilment:
 
     async def _next_attempt(
         self, tx: Tx, order_id: str, take_slot: Callable[[str], None]
-    ) -> tuple[str, int, str, catalog.Channel, DispatchRequest] | None:
+    ) -> tuple[str, int, str, catalog.Channel, port.DispatchRequest] | None:
         order = await lock_order(tx, order_id)
         if order is None or order.status != OrderStatus.PROCESSING:
             return None
@@ -199,9 +199,11 @@ class Fulfilment:
         channel = snap.channels[channel_code]
         no = len(attempts) + 1
         ref = attempt_ref(order_id, no)
+        supplier_ref = self.suppliers[channel.protocol].supplier_ref(order_id, no)
         await tx.exec(
             "INSERT INTO attempts (order_id, no, ref, channel_code, group_code, status, dispatch_state,"
-            " started_at, dispatched_at, deadline_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+            " started_at, dispatched_at, deadline_at, supplier_ref)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
             order_id,
             no,
             ref,
@@ -211,6 +213,7 @@ class Fulfilment:
             DISPATCH_SENT,
             tx.now,
             tx.now + channel.timeout_s,
+            supplier_ref,
         )
         if new_plan:
             await _save_plan(tx, order_id, plan, probe, no)
@@ -219,14 +222,18 @@ class Fulfilment:
                 "UPDATE orders SET attempt_count = $1, updated_at = $2 WHERE id = $3", no, tx.now, order_id
             )
         await jobs.enqueue(tx, "deadline", f"deadline:{ref}", {"ref": ref}, tx.now + channel.timeout_s)
-        await add_event(tx, order_id, no, "dispatch", {"channel": channel_code, "ref": ref})
-        req = DispatchRequest(
+        detail = {"channel": channel_code, "ref": ref}
+        if supplier_ref != ref:
+            detail["supplier_ref"] = supplier_ref
+        await add_event(tx, order_id, no, "dispatch", detail)
+        req = port.DispatchRequest(
+            supplier_ref=supplier_ref,
             ref=ref,
             product_code=order.product_code,
             business_type=order.business_type,
             account=order.account,
             face_value=int(order.face_value),
-            callback_url=f"{self.callback_base}/callbacks/topup-json/{channel_code}",
+            carrier=order.carrier,
             extra=dict(order.extra or {}),
         )
         return order_id, no, ref, channel, req
@@ -245,7 +252,7 @@ class Fulfilment:
             )
 
     async def _dispatch(
-        self, order_id: str, no: int, ref: str, channel: catalog.Channel, req: DispatchRequest
+        self, order_id: str, no: int, ref: str, channel: catalog.Channel, req: port.DispatchRequest
     ) -> None:
         """Send outside any transaction (the attempt is already stored), then record the reply.
 
@@ -254,7 +261,8 @@ class Fulfilment:
         is not counted against the supplier.
         """
         sent_at = self.db.clock.now()
-        out = await self.supplier.dispatch(channel.base_url, channel.secret, req, channel.timeout_s)
+        adapter = self.suppliers[channel.protocol]
+        out = await adapter.dispatch(channel.access(self.callback_base), req)
         async with self.db.transaction() as tx:
             await add_event(
                 tx,
@@ -289,6 +297,11 @@ class Fulfilment:
                 await self.fail_attempt(
                     tx, attempt, f"rejected: {out.code or ''} {out.message or ''}".strip()
                 )
+            elif out.kind == "failed":
+                # The reply itself is final (e.g. Reloadly's synchronous FAILED).
+                await self.fail_attempt(tx, attempt, f"supplier_failed: {out.code or 'failed'}")
+            elif out.kind == "succeeded":
+                await self.succeed_attempt(tx, attempt, "dispatch")
             elif attempt.status == AttemptStatus.PENDING:
                 await tx.exec(
                     "UPDATE jobs SET run_at = $1 WHERE key = $2 AND locked_until IS NULL AND run_at < $1",
@@ -439,7 +452,11 @@ class Fulfilment:
         """No callback in time: ask the supplier (when it can be asked), then act per SPEC section 3."""
         ref = job.payload["ref"]
         async with self.db.reads() as tx:
-            attempt = await tx.fetchrow("SELECT * FROM attempts WHERE ref = $1", ref)
+            attempt = await tx.fetchrow(
+                "SELECT a.*, o.product_code, o.business_type FROM attempts a"
+                " JOIN orders o ON o.id = a.order_id WHERE a.ref = $1",
+                ref,
+            )
             if attempt is None or attempt.status != AttemptStatus.PENDING:
                 await jobs.finish(tx, job.id)
                 return
@@ -451,8 +468,12 @@ class Fulfilment:
                 await jobs.reschedule(tx, job.id, wake_at)
             return
         query = None
-        if channel is not None and channel.supports_query:
-            query = await self.supplier.query(channel.base_url, channel.secret, ref, channel.timeout_s)
+        if channel is not None and channel.supports_query and channel.protocol in self.suppliers:
+            question = port.QueryRequest(
+                attempt.supplier_ref or ref, ref, attempt.product_code, attempt.business_type
+            )
+            access = channel.access(self.callback_base)
+            query = await self.suppliers[channel.protocol].query(access, question)
         async with self.db.transaction() as tx:
             attempt = await tx.fetchrow("SELECT * FROM attempts WHERE ref = $1", ref)
             if attempt is None or attempt.status != AttemptStatus.PENDING:
@@ -515,13 +536,17 @@ class Fulfilment:
 
     # ---- callbacks --------------------------------------------------------------------------------
 
-    async def receive_callback(self, tx: Tx, channel_code: str, body: dict[str, Any]) -> str:
+    async def receive_callback(self, tx: Tx, channel_code: str, data: port.CallbackData) -> str:
         """Store a verified callback idempotently by (channel, ref, status), then apply it once."""
-        ref = body["ref"]
-        attempt = await tx.fetchrow("SELECT * FROM attempts WHERE ref = $1", ref)
-        if attempt is None or attempt.channel_code != channel_code:
-            raise NotFound(f"unknown ref {ref}")
-        status = body["status"]
+        attempt = await tx.fetchrow(
+            "SELECT * FROM attempts WHERE channel_code = $1 AND supplier_ref = $2",
+            channel_code,
+            data.supplier_ref,
+        )
+        if attempt is None:
+            raise NotFound(f"unknown ref {data.supplier_ref}")
+        ref, status = attempt.ref, data.status
+        body = {"supplier_order_id": data.supplier_order_id, "code": data.code, "message": data.message}
         inserted = await tx.exec(
             "INSERT INTO callbacks (channel_code, ref, status, supplier_order_id, code, message, received_at)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (channel_code, ref, status) DO NOTHING",
@@ -550,6 +575,8 @@ class Fulfilment:
         )
         if status == "success":
             outcome = await self.succeed_attempt(tx, attempt, "callback")
+        elif status == "processing":
+            outcome = "recorded"  # progress only; the deadline and query still decide
         elif attempt.status == AttemptStatus.PENDING:
             code = body.get("code") or "unknown"
             await self.fail_attempt(tx, attempt, f"supplier_failed: {code}")

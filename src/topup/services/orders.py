@@ -90,7 +90,7 @@ def resolve(snapshot: Snapshot, product_code: str, account: str) -> Validated:
         group = snapshot.group_for(product.business_type, route_brand)
     if group is None:
         raise NoRoute(f"no supplier group serves {product.business_type} / {route_brand or 'any brand'}")
-    if not rank(snapshot.members_of(group), group.strategy, product.code, product.price):
+    if not rank(snapshot.members_of(group, product.code), group.strategy, product.code, product.price):
         raise NoRoute(f"group {group.code} has no enabled channel that can sell {product.code} at its price")
     return Validated(product, check.account, check.brand or route_brand, group)
 
@@ -240,6 +240,7 @@ def render_attempt(a: Any) -> dict[str, Any]:
         "no": a.no,
         "channel": a.channel_code,
         "ref": a.ref,
+        "supplier_ref": a.supplier_ref or a.ref,
         "status": a.status,
         "reason": a.reason,
         "started_at": rfc3339(a.started_at),

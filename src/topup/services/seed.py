@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from topup.adapters.db.engine import Tx
 from topup.domain import catalog as seed
+from topup.domain.suppliers import SupplierProtocol
+from topup.keys import CredentialBox
 from topup.services import catalog, merchants
 
 DEMO_MERCHANT = "demo"
@@ -36,11 +39,18 @@ def simulator_config(secret_of: dict[str, str] | None = None) -> dict[str, Any]:
     return {"channels": channels}
 
 
-async def seed_demo(tx: Tx, simulator_url: str, balance: int = 10_000_000) -> None:
+async def seed_demo(
+    tx: Tx,
+    simulator_url: str,
+    box: CredentialBox,
+    suppliers: Mapping[str, SupplierProtocol],
+    balance: int = 10_000_000,
+) -> None:
     await seed_products(tx)
     for ch in seed.DEMO_CHANNELS:
         data = {k: v for k, v in ch.items() if k not in ("code", "simulation")}
-        await catalog.put_channel(tx, ch["code"], {**data, "base_url": f"{simulator_url}/sim/{ch['code']}"})
+        data["base_url"] = f"{simulator_url}/sim/{ch['code']}"
+        await catalog.put_channel(tx, ch["code"], data, box, suppliers)
     for g in seed.DEMO_GROUPS:
         group: dict[str, Any] = {k: v for k, v in g.items() if k != "code"}
         group["members"] = [dict(m) for m in g["members"]]

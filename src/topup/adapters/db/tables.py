@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -61,6 +62,24 @@ channels = Table(
     Column("supports_query", Boolean, nullable=False),
     Column("enabled", Boolean, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The protocol's secrets, sealed (keys.CredentialBox); products and options as given (SPEC 6).
+    Column("credentials", Text, nullable=False, server_default=""),
+    Column("products", JSON, nullable=False, server_default="{}"),
+    Column("options", JSON, nullable=False, server_default="{}"),
+)
+
+# Every balance check of a channel (SPEC 6 and 7): the history an operator reads.
+channel_balances = Table(
+    "channel_balances",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("channel_code", String(64), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("amount", BigInteger, nullable=True),
+    Column("currency", String(8), nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("checked_at", Float, nullable=False),
+    Index("ix_channel_balances_channel_at", "channel_code", "checked_at"),
 )
 
 groups = Table(
@@ -189,8 +208,11 @@ attempts = Table(
     Column("finished_at", Float, nullable=True),
     Column("deadline_at", Float, nullable=True),
     Column("latency_ms", Float, nullable=True),
+    # The id the supplier sees for this attempt (SPEC 6), stored before the dispatch.
+    Column("supplier_ref", String(80), nullable=True),
     UniqueConstraint("order_id", "no", name="uq_attempts_order_no"),
     Index("ix_attempts_channel_finished", "channel_code", "finished_at"),
+    Index("ux_attempts_channel_supplier_ref", "channel_code", "supplier_ref", unique=True),
 )
 
 # Everything that happened to an order, for the operator timeline.
@@ -351,4 +373,38 @@ operators = Table(
     Column("id", String(64), primary_key=True),
     Column("password_hash", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
+    # viewer | operator | admin (domain/roles.py); accounts made before roles existed became admin.
+    Column("role", String(16), nullable=False, server_default="viewer"),
+)
+
+# Operator API tokens: each belongs to an operator account and carries a role (capped at the account's).
+# Only a SHA-256 of the token is stored; the token is shown once, when it is issued.
+operator_tokens = Table(
+    "operator_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("operator_id", String(64), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+# Every change made through the operator API, the console or the CLI, written in the change's own
+# transaction. Append-only: triggers (migration 0004) refuse UPDATE and DELETE on both databases.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("actor", String(100), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("address", String(200), nullable=True),
+    Column("credential", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object", String(200), nullable=False, index=True),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
 )

@@ -103,5 +103,5 @@ class FakeSupplier:
     ) -> port.CallbackData:
         raise port.CallbackRefused("unauthorized", "the fake supplier sends no callbacks")
 
-    def ack(self, data: port.CallbackData) -> port.Ack:
+    def ack(self, data: port.CallbackData, outcome: str = "") -> port.Ack:
         return port.Ack()

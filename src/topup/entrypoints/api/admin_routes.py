@@ -101,7 +101,7 @@ async def put_channel(code: str, body: ChannelIn, c: Ctr) -> JSONOut:
     if body.max_wait_s < body.timeout_s:
         raise InvalidRequest("max_wait_s: must be at least timeout_s")
     async with c.db.transaction() as tx:
-        out, created = await catalog.put_channel(tx, code, body.model_dump())
+        out, created = await catalog.put_channel(tx, code, body.model_dump(), c.box, c.suppliers)
     c.cache.invalidate()
     return _put_response(out, created)
 
@@ -109,7 +109,7 @@ async def put_channel(code: str, body: ChannelIn, c: Ctr) -> JSONOut:
 @router.get("/channels")
 async def list_channels(c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
-        snap = await catalog.load_snapshot(tx)
+        snap = await c.cache.fresh(tx)
     return JSONOut(
         {
             "items": [ch.public() for ch in sorted(snap.channels.values(), key=lambda x: x.code)],
@@ -119,7 +119,7 @@ async def list_channels(c: Ctr) -> JSONOut:
 
 
 async def group_view(tx: Tx, c: Container, code: str) -> dict[str, Any]:
-    snap = await catalog.load_snapshot(tx)
+    snap = await c.cache.fresh(tx)
     group = snap.groups.get(code)
     row = (await tx.conn.execute(select(t.groups).where(t.groups.c.code == code))).first()
     if group is None or row is None:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from topup.bootstrap import Container
-from topup.entrypoints.api import admin_routes, callback_routes, errors, merchant_routes
+from topup.entrypoints.api import admin_routes, callback_routes, channel_routes, errors, merchant_routes
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -105,6 +105,7 @@ def create_app(container: Container, on_startup: list[Startup] | None = None) ->
     errors.install(app)
     app.include_router(merchant_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(channel_routes.router)
     app.include_router(callback_routes.router)
     for extra in container.extras.get("routers", []):
         app.include_router(extra)

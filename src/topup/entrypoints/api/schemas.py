@@ -118,13 +118,18 @@ class ProductIn(Strict):
 
 class ChannelIn(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    protocol: Literal["topup-json"] = "topup-json"
+    protocol: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "topup-json"
     base_url: Url
-    secret: Annotated[str, StringConstraints(min_length=8, max_length=200)]
+    # topup-json's signing secret; also accepted as `credentials.secret`.
+    secret: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
     timeout_s: Annotated[float, Field(gt=0, le=86400)] = 30.0
     max_wait_s: Annotated[float, Field(gt=0, le=7 * 86400)] = 600.0
     supports_query: bool = True
     enabled: bool = True
+    # The protocol's own fields (SPEC section 6), checked by the protocol.
+    credentials: Annotated[dict[str, Any], Field(max_length=20)] = Field(default_factory=dict)
+    products: Annotated[dict[Code, dict[str, Any]], Field(max_length=1000)] = Field(default_factory=dict)
+    options: Annotated[dict[str, Any], Field(max_length=50)] = Field(default_factory=dict)
 
 
 class ChannelOut(BaseModel):
@@ -136,6 +141,10 @@ class ChannelOut(BaseModel):
     max_wait_s: float
     supports_query: bool
     enabled: bool
+    credentials: dict[str, Any] = Field(default_factory=dict)
+    """Secret fields masked."""
+    products: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class MemberIn(Strict):

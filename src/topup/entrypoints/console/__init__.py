@@ -10,7 +10,7 @@ from topup.bootstrap import Container
 
 
 def install(container: Container) -> None:
-    from topup.entrypoints.console import actions, admin_extras, pages
+    from topup.entrypoints.console import actions, admin_extras, channel_actions, pages
     from topup.entrypoints.console.auth import ConsoleAuth
 
     container.extras["console_auth"] = ConsoleAuth.for_container(container)
@@ -18,6 +18,7 @@ def install(container: Container) -> None:
     console = APIRouter()
     # Actions first: /console/edit/... and /console/login must not be taken for a page parameter.
     console.include_router(actions.router)
+    console.include_router(channel_actions.router)
     console.include_router(pages.router)
     routers.append(console)
     routers.append(admin_extras.router)

@@ -202,53 +202,6 @@ async def save_product(request: Request, session: Post, c: Ctr) -> Response:
     return _done("/console/catalog", "saved", f"Product {code}")
 
 
-@router.get("/edit/channel")
-async def channel_form(request: Request, session: Op, c: Ctr) -> Response:
-    code = request.query_params.get("code", "")
-    row = await _load(c, t.channels, code) if code else None
-    values: dict[str, Any] = {
-        "code": code,
-        "timeout_s": "30",
-        "max_wait_s": "600",
-        "supports_query": "on",
-        "enabled": "on",
-    }
-    if row is not None:
-        values = {
-            "code": row.code,
-            "name": row.name,
-            "protocol": row.protocol,
-            "base_url": row.base_url,
-            "timeout_s": f"{row.timeout_s:g}",
-            "max_wait_s": f"{row.max_wait_s:g}",
-            "supports_query": "on" if row.supports_query else "",
-            "enabled": "on" if row.enabled else "",
-        }
-    return page(request, "channel_form.html", session, v=values, new=row is None)
-
-
-@router.post("/edit/channel")
-async def save_channel(request: Request, session: Post, c: Ctr) -> Response:
-    form = await request.form()
-    existing = await _load(c, t.channels, str(form.get("code") or ""))
-    try:
-        code = forms.code_of(form)
-        body = forms.channel(form, existing.secret if existing is not None else None)
-        await admin_routes.put_channel(code, body, c)
-    except (forms.FormError, TopupError) as e:
-        errors = e.messages if isinstance(e, forms.FormError) else [e.message]
-        return page(
-            request,
-            "channel_form.html",
-            session,
-            status=400,
-            v=_form_values(form),
-            new=existing is None,
-            errors=errors,
-        )
-    return _done("/console/catalog", "saved", f"Channel {code}")
-
-
 async def _group_form(
     request: Request,
     session: Session,
@@ -260,7 +213,7 @@ async def _group_form(
     errors: list[str] | None = None,
 ) -> Response:
     async with c.db.transaction() as tx:
-        channels = sorted((await catalog.load_snapshot(tx)).channels)
+        channels = sorted((await c.cache.fresh(tx)).channels)
     rows = members + [{"channel": "", "priority": "", "weight": "", "costs": ""}] * BLANK_MEMBER_ROWS
     return page(
         request,

@@ -35,7 +35,7 @@ async def overview(c: Ctr, window_s: Annotated[float, Query(gt=0, le=7 * 86400)]
 async def _set_enabled(c: Container, code: str, enabled: bool) -> JSONOut:
     async with c.db.transaction() as tx:
         await catalog.set_channel_enabled(tx, code, enabled)
-        snap = await catalog.load_snapshot(tx)
+        snap = await c.cache.fresh(tx)
     c.cache.invalidate()
     return JSONOut(snap.channels[code].public())
 

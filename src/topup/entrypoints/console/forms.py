@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -85,22 +86,60 @@ def product(form: Mapping[str, Any]) -> ProductIn:
     return validate(ProductIn, data)
 
 
-def channel(form: Mapping[str, Any], existing_secret: str | None) -> ChannelIn:
-    """A blank secret keeps the stored one: the console never shows secrets, so it cannot echo them."""
-    secret = form.get("secret") if isinstance(form.get("secret"), str) else ""
-    if not secret:
-        if existing_secret is None:
-            raise FormError(["Secret: required for a new channel (at least 8 characters)"])
-        secret = existing_secret
+def channel(
+    form: Mapping[str, Any],
+    existing_secret: str | None = None,
+    *,
+    existing: tuple[str, Mapping[str, Any]] | None = None,
+    fields: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
+) -> ChannelIn:
+    """A channel from the form. The console never shows secrets, so it cannot echo them: a blank
+    secret keeps the stored one (`existing`: the stored protocol and credentials; `fields`: each
+    protocol's credential fields and which of them are secret). topup-json's secret is `secret`;
+    other protocols' credentials are `cred.<protocol>.<field>`; products and options are JSON."""
+    protocol = _text(form, "protocol") or "topup-json"
+    stored = dict(existing[1]) if existing is not None and existing[0] == protocol else {}
     data: dict[str, Any] = {
         "name": _text(form, "name"),
+        "protocol": protocol,
         "base_url": _text(form, "base_url"),
-        "secret": secret,
         "supports_query": form.get("supports_query") is not None,
         "enabled": form.get("enabled") is not None,
+        "products": _json_field(form, "products", "Products"),
+        "options": _json_field(form, "options", "Options"),
     }
-    _optional(data, form, "protocol", "timeout_s", "max_wait_s")
+    if protocol == "topup-json":
+        secret = form.get("secret") if isinstance(form.get("secret"), str) else ""
+        if not secret:
+            secret = existing_secret if existing_secret is not None else stored.get("secret")
+            if secret is None:
+                raise FormError(["Secret: required for a new channel (at least 8 characters)"])
+        data["secret"] = secret
+    else:
+        credential_fields, secret_fields = (fields or {}).get(protocol, ((), ()))
+        credentials: dict[str, Any] = {}
+        for name in credential_fields:
+            value = _text(form, f"cred.{protocol}.{name}")
+            if not value and name in secret_fields and name in stored:
+                value = stored[name]
+            if value:
+                credentials[name] = value
+        data["credentials"] = credentials
+    _optional(data, form, "timeout_s", "max_wait_s")
     return validate(ChannelIn, data)
+
+
+def _json_field(form: Mapping[str, Any], name: str, label: str) -> dict[str, Any]:
+    text = _text(form, name)
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise FormError([f"{label}: not valid JSON ({e})"]) from None
+    if not isinstance(value, dict):
+        raise FormError([f"{label}: must be a JSON object"])
+    return value
 
 
 def parse_costs(text: str, row: int) -> dict[str, str]:

@@ -20,7 +20,7 @@ from topup.entrypoints.console import charts, stats, timeline
 from topup.entrypoints.console.auth import ConsoleRoute, operator
 from topup.entrypoints.console.render import STATIC, page
 from topup.entrypoints.websession import Session
-from topup.services import catalog, ledger, merchants, orders
+from topup.services import ledger, merchants, orders
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 Op = Annotated[Session, Depends(operator)]
@@ -77,7 +77,7 @@ async def groups(request: Request, session: Op, c: Ctr) -> Response:
 async def group(request: Request, code: str, session: Op, c: Ctr) -> Response:
     async with c.db.transaction() as tx:
         view = await group_view(tx, c, code)
-        snap = await catalog.load_snapshot(tx)
+        snap = await c.cache.fresh(tx)
         members = [m["channel"] for m in view["members"]]
         per_channel = await stats.channel_stats(tx, members, c.clock.now())
         routing_rates = await c.fulfilment.success_rates(tx, members)
@@ -195,7 +195,7 @@ async def merchant_list(request: Request, session: Op, c: Ctr) -> Response:
 @router.get("/catalog")
 async def catalog_page(request: Request, session: Op, c: Ctr) -> Response:
     async with c.db.transaction() as tx:
-        snap = await catalog.load_snapshot(tx)
+        snap = await c.cache.fresh(tx)
         views = [await group_view(tx, c, code) for code in sorted(snap.groups)]
     return page(
         request,

@@ -237,8 +237,9 @@ class TopupJson:
             message=text(data.get("message")),
         )
 
-    def ack(self, data: port.CallbackData) -> port.Ack:
-        return port.Ack(200, b'{"received":true}', "application/json")
+    def ack(self, data: port.CallbackData, outcome: str = "") -> port.Ack:
+        body = {"received": True, "outcome": outcome} if outcome else {"received": True}
+        return port.Ack(200, orjson.dumps(body), "application/json")
 
 
 def create(client: httpx.AsyncClient, now: Callable[[], float]) -> TopupJson:

@@ -27,3 +27,20 @@
     arm();
   }
 })();
+// The channel form shows only the chosen protocol's credential fields (without this file, all show).
+(function () {
+  "use strict";
+  var select = document.getElementById("protocol");
+  if (!select) return;
+  var sync = function () {
+    document.querySelectorAll(".protocol-fields").forEach(function (box) {
+      var on = box.getAttribute("data-protocol") === select.value;
+      box.hidden = !on;
+      box.querySelectorAll("input").forEach(function (input) { input.disabled = !on; });
+    });
+    var url = document.getElementById("callback-url");
+    if (url) url.textContent = url.textContent.replace(/\/callbacks\/[^/]+\//, "/callbacks/" + select.value + "/");
+  };
+  select.addEventListener("change", sync);
+  sync();
+})();
