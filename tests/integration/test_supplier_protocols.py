@@ -158,7 +158,7 @@ def _channels(order: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _events(order: dict[str, Any]) -> list[str]:
-    return [e["kind"] for e in order["events"]]
+    return [e["kind"] for e in order["timeline"]]
 
 
 @pytest.mark.parametrize("protocol", sorted(PROFILES))

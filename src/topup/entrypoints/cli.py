@@ -142,11 +142,13 @@ def demo(
     """Start everything on the embedded default: SQLite, simulated suppliers, seeded catalog and merchant."""
     from topup import bootstrap
     from topup.adapters.suppliers.simulator import start_in_thread
+    from topup.domain.catalog import SAMPLE_ACCOUNTS_BY_BRAND
     from topup.services import seed
+    from topup.services.demo_suppliers import DEMO_SUPPLIERS
 
     os.environ.setdefault("TOPUP_ADMIN_TOKEN", "demo-admin-token")
     settings = _settings(host, port)
-    sim = start_in_thread(seed.simulator_config(), host=host, port=sim_port)
+    sim = start_in_thread(seed.simulator_config(settings.callback_base()), host=host, port=sim_port)
 
     async def do_seed() -> None:
         c = bootstrap.build(settings)
@@ -162,6 +164,11 @@ def demo(
         "product_code": "airtime.50",
         "account": "13800138000",
     }
+    protocols = "\n".join(
+        f"  {s.protocol:<12} {s.code:<14} topup example-order --account "
+        f"{SAMPLE_ACCOUNTS_BY_BRAND[s.carrier.value]}"
+        for s in DEMO_SUPPLIERS
+    )
     typer.echo(
         f"""
 Topup Gateway demo
@@ -173,6 +180,9 @@ Topup Gateway demo
 
 A signed order (valid for 5 minutes; `topup example-order` makes a fresh one):
   {example_curl(base, seed.DEMO_MERCHANT, seed.DEMO_SECRET, body)}
+
+Each carrier's airtime goes first to a supplier speaking its own protocol (the console shows them):
+{protocols}
 """
     )
     try:

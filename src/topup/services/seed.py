@@ -10,6 +10,7 @@ from topup.domain import catalog as seed
 from topup.domain.suppliers import SupplierProtocol
 from topup.keys import CredentialBox
 from topup.services import catalog, merchants
+from topup.services.demo_suppliers import DEMO_SUPPLIERS, demo_groups
 
 DEMO_MERCHANT = "demo"
 DEMO_SECRET = "demo-merchant-secret-0001"
@@ -23,8 +24,9 @@ async def seed_products(tx: Tx) -> int:
     return len(seed.DEFAULT_PRODUCTS)
 
 
-def simulator_config(secret_of: dict[str, str] | None = None) -> dict[str, Any]:
-    """The built-in simulator's behaviour for the demo channels."""
+def simulator_config(callback_base: str = "http://127.0.0.1:8080") -> dict[str, Any]:
+    """The built-in simulator's behaviour for the demo channels (real-protocol channels call back on
+    `callback_base`, the platform's public URL, as those suppliers take it from their console)."""
     channels = {}
     for ch in seed.DEMO_CHANNELS:
         sim = ch["simulation"]
@@ -36,6 +38,8 @@ def simulator_config(secret_of: dict[str, str] | None = None) -> dict[str, Any]:
             "silent_ratio": sim.get("silent_rate", 0.0),
             "callback_delay_s": (lo + hi) / 2,
         }
+    for supplier in DEMO_SUPPLIERS:
+        channels[supplier.code] = supplier.simulation(callback_base)
     return {"channels": channels}
 
 
@@ -51,7 +55,9 @@ async def seed_demo(
         data = {k: v for k, v in ch.items() if k not in ("code", "simulation")}
         data["base_url"] = f"{simulator_url}/sim/{ch['code']}"
         await catalog.put_channel(tx, ch["code"], data, box, suppliers)
-    for g in seed.DEMO_GROUPS:
+    for supplier in DEMO_SUPPLIERS:
+        await catalog.put_channel(tx, supplier.code, supplier.channel(simulator_url), box, suppliers)
+    for g in [*seed.DEMO_GROUPS, *demo_groups()]:
         group: dict[str, Any] = {k: v for k, v in g.items() if k != "code"}
         group["members"] = [dict(m) for m in g["members"]]
         await catalog.put_group(tx, g["code"], group)

@@ -15,7 +15,11 @@ from topup.entrypoints.api.schemas import CallbackIn, ErrorOut
 
 router = APIRouter(tags=["suppliers"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 400: {"model": ErrorOut}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    400: {"model": ErrorOut},
+}
 
 
 async def _receive(protocol: str, channel: str, request: Request, c: Container) -> Response:

@@ -82,9 +82,8 @@ def _form_page(
     status: int = 200,
     **extra: Any,
 ) -> Response:
-    callback = (
-        f"{c.settings.callback_base()}/callbacks/{values.get('protocol') or 'topup-json'}/{values.get('code')}"
-    )
+    protocol = values.get("protocol") or "topup-json"
+    callback = f"{c.settings.callback_base()}/callbacks/{protocol}/{values.get('code')}"
     return page(
         request,
         "channel_form.html",
