@@ -65,7 +65,7 @@ def _values(ch: Channel) -> dict[str, Any]:
         "supports_query": "on" if ch.supports_query else "",
         "enabled": "on" if ch.enabled else "",
         "products": json.dumps(dict(ch.products), indent=1, ensure_ascii=False) if ch.products else "",
-        "options": json.dumps(dict(ch.options), indent=1, ensure_ascii=False) if ch.options else "",
+        "options": json.dumps(dict(ch.options), ensure_ascii=False) if ch.options else "",
     }
     for name, value in ch.credentials.items():
         if name not in ch.secret_fields:  # secrets are never sent back to a browser
