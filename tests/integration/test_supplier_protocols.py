@@ -276,3 +276,20 @@ def test_channel_credentials_are_sealed_and_masked(web: Platform, sim: Any) -> N
         json={"name": "x", "protocol": "fulu", "base_url": sim.base_url("X"), "credentials": {}},
     )
     assert bad.status_code == 400 and "credentials" in bad.json()["error"]["message"]
+
+
+def test_a_final_dispatch_reply_completes_or_fails_the_attempt(web: Platform, sim: Any) -> None:
+    """Reloadly answering SUCCESSFUL (or FAILED) in the top-up reply itself: no callback, no query."""
+    _setup(web, sim, PROFILES["reloadly"], options={"synchronous": True})
+    m = web.merchant()
+    done = web.wait_order(m.order("S-1", account=ACCOUNT).json()["order_id"])
+    assert _channels(done) == [("X", "succeeded")]
+    replies = [e["detail"]["result"] for e in done["timeline"] if e["kind"] == "dispatch_reply"]
+    assert replies == ["succeeded"] and "query" not in _events(done) and done["callbacks"] == []
+
+    _behave(sim, success_ratio=0.0)
+    failed = web.wait_order(m.order("S-2", account=ACCOUNT).json()["order_id"])
+    assert _channels(failed) == [("X", "failed"), ("B", "succeeded")]
+    assert failed["attempts"][0]["reason"].startswith("supplier_failed")
+    assert "query" not in _events(failed)
+    m.close()
