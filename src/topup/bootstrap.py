@@ -127,6 +127,7 @@ PLUGINS = [
     "topup.services.notifications",
     "topup.entrypoints.stream",
     "topup.services.batches",
+    "topup.services.balance_watch",
     "topup.entrypoints.web",
     "topup.entrypoints.console",
     "topup.entrypoints.metrics",

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Self
+
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development defaults: `topup serve` refuses them on any interface but loopback (safety.py).
+DEV_ADMIN_TOKEN = "change-me-admin-token"
+DEV_SECRET_KEY = "change-me-secret-key-for-development-only"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOPUP_", extra="ignore")
 
     database_url: str = "sqlite:///topup.db"
-    admin_token: str = "change-me-admin-token"
+    admin_token: str = DEV_ADMIN_TOKEN
     # The master key: supplier credentials are encrypted at rest under a key derived from it.
     # `old_secret_keys` (comma-separated) still decrypt during a rotation (`topup keys rotate`).
-    secret_key: str = "change-me-secret-key-for-development-only"
+    secret_key: str = DEV_SECRET_KEY
     old_secret_keys: str = ""
+    # A file holding the master key (a mounted secret); when set it wins over `secret_key`.
+    secret_key_file: str | None = None
     # When set, `/metrics` needs `Authorization: Bearer <metrics_token>` (unset: open, for a private
     # monitoring network). A token of its own, so the scraper never holds the operator's token.
     metrics_token: str | None = None
@@ -42,9 +52,9 @@ class Settings(BaseSettings):
     run_worker: bool = True
     # Sandbox payments expire after this many seconds unpaid.
     sandbox_payment_ttl_s: float = 900.0
-    # Signing secret of the built-in sandbox payment gateway; derived from admin_token when unset.
+    # Signing secret of the built-in sandbox payment gateway; derived from the master key when unset.
     sandbox_secret: str | None = None
-    # Session cookie signing key for the web pages; derived from admin_token when unset.
+    # Session cookie signing key for the web pages; derived from the master key when unset.
     session_secret: str | None = None
     db_pool_size: int = 10
     # Extra connections beyond the pool under a burst. Each is opened for one transaction and closed
@@ -55,6 +65,18 @@ class Settings(BaseSettings):
     startup_wait_s: float = 60.0
     # Multiplies every webhook retry delay and the 25 h retry window (tests use tiny values).
     notify_retry_scale: float = 1.0
+
+    @model_validator(mode="after")
+    def _read_secret_key_file(self) -> Self:
+        if self.secret_key_file:
+            try:
+                key = Path(self.secret_key_file).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise ValueError(f"TOPUP_SECRET_KEY_FILE: cannot read {self.secret_key_file}: {e}") from None
+            if not key:
+                raise ValueError(f"TOPUP_SECRET_KEY_FILE: {self.secret_key_file} is empty")
+            self.secret_key = key
+        return self
 
     def old_secret_key_list(self) -> list[str]:
         return [k.strip() for k in self.old_secret_keys.split(",") if k.strip()]

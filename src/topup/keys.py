@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 CREDENTIALS = "supplier-credentials"
+SESSIONS = "web-session"
+SANDBOX = "sandbox-gateway"
 PREFIX = "fernet:"
 
 
@@ -23,6 +25,19 @@ def derive(master: str, purpose: str, length: int = 32) -> bytes:
     """A key for one purpose, derived from the master key (HKDF-SHA256, info = the purpose)."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=b"topup-gateway", info=purpose.encode())
     return hkdf.derive(master.encode())
+
+
+def purpose_key(master: str, purpose: str) -> str:
+    """A derived key as text (hex), for signers that take a string."""
+    return derive(master, purpose).hex()
+
+
+def session_keys(master: str, old_masters: Sequence[str] = (), configured: str | None = None) -> list[str]:
+    """Cookie signing keys, oldest first (the last one signs, all verify): `TOPUP_SESSION_SECRET` when set,
+    else derived from the master key, with the old master keys' so a key rotation signs nobody out."""
+    if configured:
+        return [configured]
+    return [purpose_key(m, SESSIONS) for m in reversed(old_masters)] + [purpose_key(master, SESSIONS)]
 
 
 class CredentialError(Exception):
@@ -56,6 +71,14 @@ class CredentialBox:
         if not isinstance(data, dict):
             raise CredentialError("sealed credentials are not an object")
         return data
+
+    def is_current(self, stored: str) -> bool:
+        """Is this sealed under the current master key (not only an old one)?"""
+        try:
+            self._current.decrypt(stored.removeprefix(PREFIX).encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
 
     def rotate(self, stored: str) -> str:
         """The same credentials sealed under the current key."""

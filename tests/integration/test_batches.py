@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 from tests.conftest import start_platform
-from tests.support.platform import ADMIN_TOKEN, Platform, SignedClient, setup_airtime, wait_until
+from tests.support.platform import Platform, SignedClient, setup_airtime, wait_until
 
 from topup.services.payments import sandbox_secret
 from topup.signing import signed_headers
@@ -45,7 +45,11 @@ def transfers(p: Platform) -> int:
 def notify(p: Platform, body: dict[str, Any], secret: str | None = None) -> httpx.Response:
     raw = orjson.dumps(body)
     h = signed_headers(
-        secret or sandbox_secret(ADMIN_TOKEN, None), "POST", "/sandbox/notify", raw, time.time()
+        secret or sandbox_secret(p.container.settings.secret_key, None),
+        "POST",
+        "/sandbox/notify",
+        raw,
+        time.time(),
     )
     h["Content-Type"] = "application/json"
     return httpx.post(f"{p.url}/sandbox/notify", content=raw, headers=h, trust_env=False)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import phonenumbers
 from phonenumbers import PhoneNumberType, carrier
+
+from topup.domain.regions import region_of
 
 
 class BusinessType(StrEnum):
@@ -63,6 +65,9 @@ class AccountCheck:
     """The carrier (mobile), the issuer (fuel card), the membership brand, or None."""
     kind: str
     """One of `AccountKind`."""
+    # Derived from `account` (like the carrier, but not part of what identifies the check's result).
+    region: str | None = field(default=None, compare=False)
+    """A mobile number's home province (ISO 3166-2:CN, `CN-GD`), when the geocoding data knows it."""
 
 
 class InvalidAccount(ValueError):
@@ -175,7 +180,7 @@ def validate_account(business_type: str, account: str, brand: str | None = None)
                 f"account: {number} is a {CARRIER_NAMES[detected]} ({detected}) number "
                 f"but the product is for {_shown(want)}"
             )
-        return AccountCheck(number, detected.value, AccountKind.MOBILE.value)
+        return AccountCheck(number, detected.value, AccountKind.MOBILE.value, region_of(number))
     if btype is BusinessType.FUEL_CARD:
         card, issuer = _fuel_card(text)
         if want is not None and want != issuer:
@@ -185,7 +190,8 @@ def validate_account(business_type: str, account: str, brand: str | None = None)
             )
         return AccountCheck(card, issuer.value, AccountKind.FUEL_CARD.value)
     account_out, kind = _member_account(text)
-    return AccountCheck(account_out, want, kind.value)
+    region = region_of(account_out) if kind is AccountKind.MOBILE else None
+    return AccountCheck(account_out, want, kind.value, region)
 
 
 def detect_carrier(number: str) -> Carrier | None:

@@ -6,7 +6,7 @@ plus a `code` key, so seeding is one loop per list. Money is in fen.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from topup.domain.accounts import BusinessType, Carrier, FuelIssuer
 
@@ -37,6 +37,10 @@ class ChannelSeed(TypedDict):
     enabled: bool
     simulation: dict[str, Any]
     """How the built-in simulator behaves for this channel; base_url is filled in by the demo."""
+    # Supplier operations (SPEC 7).
+    min_balance: NotRequired[int]
+    balance_check_s: NotRequired[float]
+    rate_limit_per_s: NotRequired[int]
 
 
 class MemberSeed(TypedDict):
@@ -44,6 +48,8 @@ class MemberSeed(TypedDict):
     priority: int
     weight: int
     costs: dict[str, int]
+    carriers: NotRequired[list[str]]
+    regions: NotRequired[list[str]]
 
 
 class GroupSeed(TypedDict):
@@ -153,6 +159,7 @@ DEFAULT_PRODUCTS: list[ProductSeed] = [
 #   fail_rate        share of accepted orders that get a "failed" callback
 #   silent_rate      share of accepted orders that never get a callback (the status query says "processing")
 #   delay_s          [min, max] seconds before the callback
+#   balance          the supplier account's prepaid balance in fen (absent: unlimited)
 
 _RELIABLE = {"reject_rate": 0.0, "fail_rate": 0.02, "silent_rate": 0.0, "delay_s": [0.2, 0.8]}
 _FLAKY = {"reject_rate": 0.15, "fail_rate": 0.25, "silent_rate": 0.05, "delay_s": [0.1, 0.5]}
@@ -193,6 +200,20 @@ DEMO_CHANNELS: list[ChannelSeed] = [
     )
 ]
 
+# Supplier operations in the demo (docs/operations.md walks through them; the balance that pauses a
+# channel is on `cmcc-juhe`, see services/demo_suppliers.py):
+# - airtime-reliable, behind every carrier's own supplier, starts at most 5 dispatches a second: when
+#   one of those is paused or failing, a burst waits its turn there;
+# - in the data group, the cheap supplier serves China Mobile and Unicom only and the slow one only the
+#   southern provinces (the group page's coverage grid shows it; the reliable one covers everything).
+for _ch in DEMO_CHANNELS:
+    if _ch["code"] == "airtime-reliable":
+        _ch["rate_limit_per_s"] = 5
+_DEMO_COVERAGE: dict[str, dict[str, list[str]]] = {
+    "data-cheap": {"carriers": ["cmcc", "cucc"]},
+    "data-slow": {"regions": ["CN-GD", "CN-GX", "CN-HI", "CN-FJ"]},
+}
+
 
 def _costs(business_type: str, per_mille: int) -> dict[str, int]:
     """What the supplier charges for each product of the business type: `per_mille` of our price."""
@@ -215,9 +236,21 @@ DEMO_GROUPS: list[GroupSeed] = [
         sticky=True,
         recovery_s=30.0,
         members=[
-            MemberSeed(channel=f"{short}-cheap", priority=1, weight=5, costs=_costs(btype, 990)),
+            MemberSeed(
+                channel=f"{short}-cheap",
+                priority=1,
+                weight=5,
+                costs=_costs(btype, 990),
+                **_DEMO_COVERAGE.get(f"{short}-cheap", {}),  # type: ignore[typeddict-item]
+            ),
             MemberSeed(channel=f"{short}-reliable", priority=2, weight=3, costs=_costs(btype, 997)),
-            MemberSeed(channel=f"{short}-slow", priority=3, weight=2, costs=_costs(btype, 994)),
+            MemberSeed(
+                channel=f"{short}-slow",
+                priority=3,
+                weight=2,
+                costs=_costs(btype, 994),
+                **_DEMO_COVERAGE.get(f"{short}-slow", {}),  # type: ignore[typeddict-item]
+            ),
         ],
     )
     for btype, short, _ in _LINES

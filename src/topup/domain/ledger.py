@@ -1,7 +1,9 @@
 """Balanced postings in integer fen.
 
 Accounts hold signed balances. Merchant accounts are positive when the platform owes the merchant;
-`world:*` accounts are the outside world and go negative as money comes in.
+`world:*` accounts are the outside world and go negative as money comes in. `supplier:<channel>`
+holds prepayments minus costs (negative when the platform owes the supplier); `platform:cost` grows with
+every successful attempt as `platform:revenue` grows with every captured price (docs/money.md).
 Every transfer is a set of postings summing to zero.
 """
 
@@ -22,12 +24,19 @@ class TransferKind(StrEnum):
     """A failed/cancelled order's held price returns to where it came from."""
     BATCH_PAYMENT = "batch_payment"
     """One combined payment for every placed order of a batch."""
+    COST = "cost"
+    """A successful attempt's cost, owed to its supplier (one per attempt: a duplicate costs again)."""
+    PREPAYMENT = "prepayment"
+    """Money an operator sent to a supplier in advance."""
 
 
 WORLD_DEPOSITS = "world:deposits"
 WORLD_SANDBOX = "world:sandbox_gateway"
 REVENUE = "platform:revenue"
 SANDBOX_HELD = "platform:sandbox_held"
+COST = "platform:cost"
+WORLD_PREPAYMENTS = "world:prepayments"
+SUPPLIER_PREFIX = "supplier:"
 
 
 def available_account(merchant_id: str) -> str:
@@ -38,9 +47,18 @@ def held_account(merchant_id: str) -> str:
     return f"merchant:{merchant_id}:held"
 
 
+def supplier_account(channel_code: str) -> str:
+    """What the platform has with a supplier: prepayments minus costs (negative: the platform owes it)."""
+    return f"{SUPPLIER_PREFIX}{channel_code}"
+
+
+# Accounts that may go below zero: the outside world, and suppliers (a supplier billed in arrears is owed).
+MAY_GO_NEGATIVE = ("world:", SUPPLIER_PREFIX)
+
+
 # Accounts that may never go below zero (checked with a conditional UPDATE at write time).
 def must_stay_non_negative(account_id: str) -> bool:
-    return not account_id.startswith("world:")
+    return not account_id.startswith(MAY_GO_NEGATIVE)
 
 
 @dataclass(frozen=True)

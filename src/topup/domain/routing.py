@@ -29,6 +29,25 @@ class Member:
     weight: int = 1
     costs: Mapping[str, int] = field(default_factory=dict)
     enabled: bool = True
+    carriers: frozenset[str] | None = None
+    """The carriers (brands) this member serves; None: every one (SPEC section 7)."""
+    regions: frozenset[str] | None = None
+    """The home regions (ISO 3166-2:CN) this member serves; None: every one."""
+
+    def covers(self, to: Destination) -> bool:
+        """A member that lists carriers (regions) serves only orders with one of them: an order whose
+        carrier (region) is unknown is not covered by a list."""
+        return (self.carriers is None or to.carrier in self.carriers) and (
+            self.regions is None or to.region in self.regions
+        )
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where an order goes, as coverage sees it: its carrier (brand) and its home region."""
+
+    carrier: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,21 @@ app = typer.Typer(
 
 
 def _settings(host: str | None = None, port: int | None = None) -> Settings:
-    s = Settings()
+    from topup.entrypoints.cli_accounts import settings
+
+    s = settings()
     if host:
         s.host = host
     if port:
         s.port = port
     return s
+
+
+def _refuse_weak_secrets(refusal: str | None) -> None:
+    """One line naming what to set, instead of starting with secrets everyone knows (safety.py)."""
+    if refusal:
+        typer.echo(f"topup: {refusal}", err=True)
+        raise typer.Exit(2)
 
 
 def build_app(settings: Settings, with_worker: bool = True):  # type: ignore[no-untyped-def]
@@ -50,7 +59,10 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API, the web pages and the background worker in one process (migrations run first)."""
+    from topup import safety
+
     settings = _settings(host, port)
+    _refuse_weak_secrets(safety.refusal(settings, host))
     uvicorn.run(
         build_app(settings, with_worker=not no_worker),
         host=host,
@@ -64,10 +76,11 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run only the background worker (several can share one PostgreSQL database)."""
-    from topup import bootstrap, logs
+    from topup import bootstrap, logs, safety
     from topup.entrypoints.worker import Worker, default_handlers
 
-    settings = Settings()
+    settings = _settings()
+    _refuse_weak_secrets(safety.worker_refusal(settings))
     logs.configure(settings)
 
     async def main() -> None:
@@ -140,7 +153,7 @@ def demo(
     host: Annotated[str, typer.Option(help="Interface")] = "127.0.0.1",
 ) -> None:
     """Start everything on the embedded default: SQLite, simulated suppliers, seeded catalog and merchant."""
-    from topup import bootstrap
+    from topup import bootstrap, safety
     from topup.adapters.suppliers.simulator import start_in_thread
     from topup.domain.catalog import SAMPLE_ACCOUNTS_BY_BRAND
     from topup.services import seed
@@ -148,6 +161,7 @@ def demo(
 
     os.environ.setdefault("TOPUP_ADMIN_TOKEN", "demo-admin-token")
     settings = _settings(host, port)
+    _refuse_weak_secrets(safety.refusal(settings, host))
     sim = start_in_thread(seed.simulator_config(settings.callback_base()), host=host, port=sim_port)
 
     async def do_seed() -> None:
@@ -212,6 +226,11 @@ def example_order(
 from topup.entrypoints import cli_ops  # noqa: E402
 
 cli_ops.register(app)
+
+# Money with suppliers: statements, margins, prepayments (cli_money).
+from topup.entrypoints import cli_money  # noqa: E402
+
+cli_money.register(app)
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -11,15 +10,15 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
-from topup.config import Settings
-
 
 def register(app: typer.Typer) -> None:
     """Attach the operator commands to the main `topup` app."""
     app.add_typer(order_app, name="order")
     app.add_typer(channel_app, name="channel")
     app.add_typer(batch_app, name="batch")
-    app.add_typer(operator_app, name="operator")
+    from topup.entrypoints import cli_accounts  # operator accounts, roles, API tokens, keys
+
+    cli_accounts.register(app)
     app.command("groups")(groups_cmd)
 
 
@@ -80,7 +79,6 @@ def _call(client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Resp
 order_app = typer.Typer(help="Look at orders.", no_args_is_help=True)
 channel_app = typer.Typer(help="Switch channels on and off.", no_args_is_help=True)
 batch_app = typer.Typer(help="Submit batches through the signed merchant API.", no_args_is_help=True)
-operator_app = typer.Typer(help="Operator accounts for the console.", no_args_is_help=True)
 
 
 @order_app.command("show")
@@ -284,98 +282,3 @@ def batch_submit(
         console.print(f"results written to {target}")
     finally:
         client.close()
-
-
-def _operator_db() -> Any:
-    from topup.adapters.db.engine import Database
-    from topup.clock import Clock
-
-    return Database(Settings().database_url, Clock())
-
-
-@operator_app.command("add")
-def operator_add(
-    name: str,
-    reset: Annotated[
-        bool, typer.Option("--reset", help="Change the password of an existing operator")
-    ] = False,
-) -> None:
-    """Create a console account NAME; prompts for its password."""
-    import re
-
-    from sqlalchemy import select, update
-
-    from topup.adapters.db import tables as t
-    from topup.adapters.db.engine import migrate as run_migrations
-    from topup.services.merchants import hash_password
-
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
-        _die("operator names are 1-64 of A-Z a-z 0-9 _ . -")
-    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 10:
-        _die("use at least 10 characters")
-    hashed = hash_password(password)
-
-    async def main() -> str:
-        db = _operator_db()
-        try:
-            await run_migrations(db)
-            async with db.transaction() as tx:
-                ops = t.operators
-                exists = (await tx.conn.execute(select(ops.c.id).where(ops.c.id == name))).first()
-                if exists and not reset:
-                    return "exists"
-                if exists:
-                    await tx.conn.execute(update(ops).where(ops.c.id == name).values(password_hash=hashed))
-                    return "updated"
-                await tx.conn.execute(ops.insert().values(id=name, password_hash=hashed, created_at=tx.now))
-                return "created"
-        finally:
-            await db.dispose()
-
-    outcome = asyncio.run(main())
-    if outcome == "exists":
-        _die(f"operator {name} exists; use --reset to change the password")
-    typer.echo(f"operator {name} {outcome}; sign in at /console with this name and password")
-
-
-@operator_app.command("list")
-def operator_list() -> None:
-    """List console accounts."""
-    from sqlalchemy import select
-
-    from topup.adapters.db import tables as t
-    from topup.clock import rfc3339
-
-    async def main() -> list[Any]:
-        db = _operator_db()
-        try:
-            async with db.transaction() as tx:
-                q = select(t.operators.c.id, t.operators.c.created_at).order_by(t.operators.c.id)
-                return list((await tx.conn.execute(q)).all())
-        finally:
-            await db.dispose()
-
-    for r in asyncio.run(main()):
-        typer.echo(f"{r.id}\tcreated {rfc3339(r.created_at)}")
-
-
-@operator_app.command("remove")
-def operator_remove(name: str) -> None:
-    """Delete a console account (its open sessions stop working on their next request)."""
-    from sqlalchemy import delete
-
-    from topup.adapters.db import tables as t
-
-    async def main() -> int:
-        db = _operator_db()
-        try:
-            async with db.transaction() as tx:
-                res = await tx.conn.execute(delete(t.operators).where(t.operators.c.id == name))
-                return int(res.rowcount)
-        finally:
-            await db.dispose()
-
-    if not asyncio.run(main()):
-        _die(f"no operator {name}")
-    typer.echo(f"operator {name} removed")

@@ -32,6 +32,7 @@ from topup.domain.errors import Unauthorized
 from topup.entrypoints.api.deps import bearer_matches, container
 from topup.entrypoints.api.errors import error_response
 from topup.entrypoints.api.responses import JSONOut
+from topup.entrypoints.supplier_metrics import supplier_metrics
 
 # Callback delay buckets (seconds from dispatch to the supplier's callback).
 DELAY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
@@ -223,6 +224,7 @@ async def gather(c: Container) -> list[Metric]:
             *await routing_metrics(tx, now),
             *await notification_metrics(tx, now),
             *await work_metrics(tx, now),
+            *await supplier_metrics(tx, now),
         ]
     took = GaugeMetricFamily("topup_metrics_scrape_seconds", "Time the last scrape's queries took.")
     took.add_metric([], time.perf_counter() - started)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -13,6 +12,8 @@ from typing import Any, Self
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
+
+from topup import keys
 
 SESSION_MAX_AGE_S = 12 * 3600
 
@@ -27,7 +28,8 @@ class Session:
 class Sessions:
     """Stateless sessions in an HttpOnly, SameSite=Lax cookie signed with the server's session key."""
 
-    def __init__(self, secret: str, cookie: str, kind: str, secure: bool = False) -> None:
+    def __init__(self, secret: str | list[str], cookie: str, kind: str, secure: bool = False) -> None:
+        # A list of keys, oldest first: the last signs, every one verifies (a master key rotation).
         self.serializer = URLSafeTimedSerializer(secret, salt=f"topup-{kind}-session")
         self.cookie = cookie
         self.kind = kind
@@ -68,11 +70,10 @@ def csrf_ok(session: Session, submitted: str | None) -> bool:
     return bool(submitted) and hmac.compare_digest(session.csrf, str(submitted))
 
 
-def session_key(admin_token: str, configured: str | None) -> str:
-    """The cookie signing key: TOPUP_SESSION_SECRET, else derived from the admin token."""
-    if configured:
-        return configured
-    return hashlib.sha256(b"topup-session:" + admin_token.encode()).hexdigest()
+def session_key(settings: Any) -> list[str]:
+    """The cookie signing keys: TOPUP_SESSION_SECRET, else derived from the master key (never from the
+    admin token, which can then be rotated without signing anyone out); old master keys still verify."""
+    return keys.session_keys(settings.secret_key, settings.old_secret_key_list(), settings.session_secret)
 
 
 class LoginThrottle:
@@ -117,5 +118,5 @@ class SiteAuth:
     def from_settings(cls, settings: Any, cookie: str, kind: str) -> Self:
         """Cookies are Secure when the published URL is https; the key comes from `session_key`."""
         secure = (settings.public_url or "").startswith("https://")
-        key = session_key(settings.admin_token, settings.session_secret)
+        key = session_key(settings)
         return cls(Sessions(key, cookie, kind, secure=secure), LoginThrottle())

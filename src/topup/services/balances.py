@@ -8,6 +8,7 @@ from typing import Any
 from topup.adapters.db.engine import Database, Tx
 from topup.domain.errors import NotFound, SupplierError
 from topup.domain.suppliers import BalanceOutcome, SupplierProtocol
+from topup.services import channel_pause
 from topup.services.catalog import Channel, ConfigCache
 
 
@@ -37,6 +38,7 @@ async def check_balance(
 
 
 async def record(tx: Tx, channel: Channel, outcome: BalanceOutcome) -> None:
+    """Keep the answer; a successful one also pauses or resumes the channel (SPEC 7, `min_balance`)."""
     error = None if outcome.ok else f"{outcome.code}: {outcome.message or ''}"[:500]
     await tx.exec(
         "INSERT INTO channel_balances (channel_code, ok, amount, currency, error, checked_at)"
@@ -48,6 +50,8 @@ async def record(tx: Tx, channel: Channel, outcome: BalanceOutcome) -> None:
         error,
         tx.now,
     )
+    if outcome.ok:
+        await channel_pause.apply(tx, channel.code, channel.min_balance, outcome.amount, outcome.currency)
 
 
 async def last_balance(tx: Tx, code: str) -> dict[str, Any] | None:

@@ -417,7 +417,7 @@ def build_payments(c: Any) -> Payments:
         db=c.db,
         http=c.http,
         public_base=s.callback_base(),
-        secret=sandbox_secret(s.admin_token, getattr(s, "sandbox_secret", None)),
+        secret=sandbox_secret(s.secret_key, getattr(s, "sandbox_secret", None)),
         ttl_s=s.sandbox_payment_ttl_s,
         now=c.clock.now,
     )

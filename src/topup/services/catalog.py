@@ -14,10 +14,12 @@ from sqlalchemy import delete, select, update
 from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Database, Tx
 from topup.adapters.db.helpers import insert_ignore
+from topup.domain.coverage import CoverageError, normalise, with_coverage
 from topup.domain.errors import InvalidRequest, NotFound
-from topup.domain.routing import GroupState, Member
+from topup.domain.routing import Destination, GroupState, Member
 from topup.domain.suppliers import ChannelAccess, InvalidChannelConfig, SupplierProtocol
 from topup.keys import CredentialBox, CredentialError, mask
+from topup.services import channel_pause, rate_limits
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,13 @@ class Channel:
     serves: frozenset[str] | None = None
     """The product codes this channel can be sent (None: every product)."""
     secret_fields: tuple[str, ...] = ("secret",)
+    # Supplier operations (SPEC 7).
+    min_balance: int | None = None
+    balance_check_s: float = 300.0
+    rate_limit_per_s: int | None = None
+    paused: str | None = None
+    """Why the channel takes no new attempts by itself (`low_balance`), or None."""
+    paused_at: float | None = None
 
     @property
     def secret(self) -> str:
@@ -96,6 +105,10 @@ class Channel:
             },
             "products": {k: dict(v) for k, v in self.products.items()},
             "options": dict(self.options),
+            "min_balance": self.min_balance,
+            "balance_check_s": self.balance_check_s,
+            "rate_limit_per_s": self.rate_limit_per_s,
+            "paused": self.paused,
         }
 
 
@@ -129,14 +142,23 @@ class Snapshot:
                 fallback = fallback or g
         return fallback
 
-    def members_of(self, group: Group, product_code: str | None = None) -> list[Member]:
-        """Members with `enabled` reflecting their channel's switch and, given a product, whether the
-        channel can be sent it at all (a channel without the product is not a candidate, SPEC 6)."""
+    def members_of(
+        self, group: Group, product_code: str | None = None, to: Destination | None = None
+    ) -> list[Member]:
+        """Members with `enabled` reflecting their channel's switch and pause (SPEC 7), given a product
+        whether the channel can be sent it at all (a channel without the product is not a candidate,
+        SPEC 6), and given a destination whether the member covers its carrier and region (SPEC 7)."""
         out = []
         for m in group.members:
             ch = self.channels.get(m.channel)
-            usable = bool(ch and ch.enabled and (product_code is None or ch.can_serve(product_code)))
-            out.append(Member(m.channel, m.priority, m.weight, m.costs, usable))
+            usable = bool(
+                ch
+                and ch.enabled
+                and ch.paused is None
+                and (product_code is None or ch.can_serve(product_code))
+                and (to is None or m.covers(to))
+            )
+            out.append(replace(m, enabled=usable))
         return out
 
 
@@ -160,6 +182,10 @@ class ConfigCache:
 
     def invalidate(self) -> None:
         self._snap = None
+
+    def peek(self) -> Snapshot | None:
+        """The snapshot last loaded in this process, however old, without any I/O (or None)."""
+        return self._snap
 
     async def current(self, db: Database) -> Snapshot:
         """`get` without a transaction of the caller's: opens one only when the snapshot is stale."""
@@ -207,6 +233,7 @@ def _channel(
                 r.supports_query,
                 r.enabled,
                 serves=frozenset(),
+                **_operations(r),
             )
     if not credentials and r.secret:
         credentials = {"secret": r.secret}  # written before credentials were sealed
@@ -224,12 +251,30 @@ def _channel(
         _json_map(r.products),
         _json_map(r.options),
         secret_fields=adapter.secret_fields if adapter else tuple(credentials),
+        **_operations(r),
     )
     if adapter is None:
         return ch if not suppliers else replace(ch, serves=frozenset())
     access = ch.access("")
     served = frozenset(code for code, p in products.items() if adapter.serves(access, code, p.business_type))
     return replace(ch, serves=served)
+
+
+def _operations(r: Any) -> dict[str, Any]:
+    """A channel row's supplier-operations fields (SPEC 7)."""
+    return {
+        "min_balance": None if r.min_balance is None else int(r.min_balance),
+        "balance_check_s": float(r.balance_check_s),
+        "rate_limit_per_s": r.rate_limit_per_s,
+        "paused": r.paused,
+        "paused_at": r.paused_at,
+    }
+
+
+def _json_list(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        value = orjson.loads(value) if value else None
+    return None if value is None else [str(v) for v in value]
 
 
 def _json_map(value: Any) -> dict[str, Any]:
@@ -254,7 +299,11 @@ async def load_snapshot(
     members: dict[str, list[Member]] = {}
     for r in (await tx.conn.execute(select(t.group_members))).all():
         members.setdefault(r.group_code, []).append(
-            Member(r.channel_code, r.priority, r.weight, dict(r.costs or {}))
+            with_coverage(
+                Member(r.channel_code, r.priority, r.weight, dict(r.costs or {})),
+                _json_list(r.carriers),
+                _json_list(r.regions),
+            )
         )
     grps = {
         r.code: Group(
@@ -313,6 +362,8 @@ async def put_channel(
     created = await insert_ignore(tx, t.channels, {"code": code, **values}, ["code"])
     if not created:
         await tx.conn.execute(update(t.channels).where(t.channels.c.code == code).values(**values))
+    if data.get("rate_limit_per_s"):
+        await rate_limits.ensure_slots(tx, code, int(data["rate_limit_per_s"]))
     shown = Channel(
         code,
         data["name"],
@@ -326,6 +377,16 @@ async def put_channel(
         products,
         options,
         secret_fields=adapter.secret_fields,
+        min_balance=data.get("min_balance"),
+        balance_check_s=float(data.get("balance_check_s", 300.0)),
+        rate_limit_per_s=data.get("rate_limit_per_s"),
+        paused=await channel_pause.on_channel_saved(
+            tx,
+            code,
+            data.get("min_balance"),
+            float(data.get("balance_check_s", 300.0)),
+            adapter.has_balance,
+        ),
     )
     return shown.public(), created
 
@@ -346,6 +407,13 @@ async def put_group(tx: Tx, code: str, data: dict[str, Any]) -> bool:
         raise InvalidRequest(f"members: unknown channel(s) {', '.join(missing)}", {"channels": missing})
     if len({m["channel"] for m in members}) != len(members):
         raise InvalidRequest("members: a channel may appear only once")
+    for i, m in enumerate(members):
+        try:
+            m["carriers"], m["regions"] = normalise(
+                data["business_type"], m.get("carriers"), m.get("regions")
+            )
+        except CoverageError as e:
+            raise InvalidRequest(f"members[{i}].{e}", {"channel": m["channel"]}) from None
     clash = (
         await tx.conn.execute(
             select(t.groups.c.code).where(
@@ -374,6 +442,8 @@ async def put_group(tx: Tx, code: str, data: dict[str, Any]) -> bool:
                     "priority": m["priority"],
                     "weight": m["weight"],
                     "costs": m["costs"],
+                    "carriers": m["carriers"],
+                    "regions": m["regions"],
                 }
                 for m in members
             ],

@@ -25,6 +25,10 @@ class DemoSupplier:
     credentials: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
     sim_options: dict[str, Any] = field(default_factory=dict)
+    operations: dict[str, Any] = field(default_factory=dict)
+    """Supplier-operations channel fields (SPEC 7): `min_balance`, `balance_check_s`."""
+    sim_balance: int | None = None
+    """The simulated supplier account's balance in fen (None: unlimited)."""
 
     def products(self) -> dict[str, dict[str, Any]]:
         """How each airtime product is named at this supplier."""
@@ -59,6 +63,7 @@ class DemoSupplier:
             "max_wait_s": 12.0,
             "supports_query": True,
             "enabled": True,
+            **self.operations,
         }
 
     def simulation(self, callback_base: str) -> dict[str, Any]:
@@ -70,6 +75,7 @@ class DemoSupplier:
             "success_ratio": 0.95,
             "callback_delay_s": 0.4,
             "options": {"currency": "CNY", **self.sim_options},
+            **({} if self.sim_balance is None else {"balance": self.sim_balance}),
         }
 
 
@@ -81,6 +87,10 @@ DEMO_SUPPLIERS = [
         Carrier.CMCC,
         {"openid": "JHdemoopenid0001", "key": "demo-juhe-key-0001"},
         options={"not_found_codes": [208516]},
+        # A small prepaid account (600 yuan) that pauses below 300 yuan, checked every 15 s: about seven
+        # airtime.50 orders pause it; a top-up at the simulator resumes it (docs/operations.md).
+        operations={"min_balance": 30_000, "balance_check_s": 15.0},
+        sim_balance=60_000,
     ),
     DemoSupplier(
         "cucc-reloadly",
@@ -111,6 +121,11 @@ DEMO_SUPPLIERS = [
 ]
 
 
+def _costs(per_mille: int) -> dict[str, int]:
+    """What a supplier charges for each airtime product: `per_mille` of our price (SPEC 8 costs)."""
+    return {p["code"]: p["price"] * per_mille // 1000 for p in _AIRTIME}
+
+
 def demo_groups() -> list[dict[str, Any]]:
     """One airtime group per carrier: its protocol's channel first, the reliable topup-json one second."""
     return [
@@ -122,8 +137,8 @@ def demo_groups() -> list[dict[str, Any]]:
             "sticky": True,
             "recovery_s": 30.0,
             "members": [
-                {"channel": s.code, "priority": 1, "weight": 1, "costs": {}},
-                {"channel": "airtime-reliable", "priority": 2, "weight": 1, "costs": {}},
+                {"channel": s.code, "priority": 1, "weight": 1, "costs": _costs(995)},
+                {"channel": "airtime-reliable", "priority": 2, "weight": 1, "costs": _costs(997)},
             ],
         }
         for s in DEMO_SUPPLIERS

@@ -23,7 +23,8 @@ from topup.domain import routing as R
 from topup.domain import suppliers as port
 from topup.domain.errors import NotFound
 from topup.domain.orders import AttemptStatus, OrderStatus, attempt_ref
-from topup.services import catalog, jobs, ledger, outbox
+from topup.domain.supplier_ops import means_insufficient_balance
+from topup.services import catalog, channel_pause, costs, jobs, ledger, outbox, rate_limits
 from topup.services.catalog import ConfigCache, Snapshot
 from topup.services.dispatch_slots import ChannelSlots, Slot
 from topup.services.jobs import Job
@@ -98,7 +99,7 @@ class Fulfilment:
     async def _ranking(
         self, tx: Tx, snap: Snapshot, group: catalog.Group, order: Any
     ) -> tuple[list[str], str | None]:
-        members = snap.members_of(group, order.product_code)
+        members = snap.members_of(group, order.product_code, R.Destination(order.carrier, order.region))
         rates = None
         if group.strategy == R.Strategy.SUCCESS_RATE:
             rates = await self.success_rates(tx, [m.channel for m in members])
@@ -123,13 +124,19 @@ class Fulfilment:
                 raise ChannelBusy(code, self.slots.in_flight(code))
             taken.append(slot)
 
+        held = rate_limits.held_turn(job.payload)
+        if held is not None:
+            await rate_limits.sleep_until_turn(self.db, job.payload)
         try:
             try:
                 async with self.db.transaction() as tx:
-                    sent = await self._next_attempt(tx, order_id, take_slot)
+                    sent = await self._next_attempt(tx, order_id, take_slot, held)
                     await jobs.finish(tx, job.id)
             except ChannelBusy as busy:
                 await self._defer(job, order_id, busy)
+                return
+            except rate_limits.RateLimited as limited:
+                await rate_limits.wait_turn(self.db, job, order_id, limited)  # SPEC 7: wait in line
                 return
             if sent is not None:
                 await self._dispatch(*sent)
@@ -150,7 +157,11 @@ class Fulfilment:
                 await add_event(tx, order_id, None, "dispatch_deferred", detail)
 
     async def _next_attempt(
-        self, tx: Tx, order_id: str, take_slot: Callable[[str], None]
+        self,
+        tx: Tx,
+        order_id: str,
+        take_slot: Callable[[str], None],
+        held: rate_limits.Turn | None = None,
     ) -> tuple[str, int, str, catalog.Channel, port.DispatchRequest] | None:
         order = await lock_order(tx, order_id)
         if order is None or order.status != OrderStatus.PROCESSING:
@@ -196,6 +207,9 @@ class Fulfilment:
         if attempts and group.sticky:
             # A group that is not sticky has no active channel to move: skip locking its row.
             await self._sticky_failover(tx, group.code, attempts[-1].channel_code, channel_code, order_id)
+        # A rate-limited channel without a free slot now raises RateLimited, which rolls all of this back
+        # too (as late as possible: the slot holds the dispatch's start).
+        await rate_limits.take_turn(tx, channel_code, snap.channels[channel_code].rate_limit_per_s, held)
         channel = snap.channels[channel_code]
         no = len(attempts) + 1
         ref = attempt_ref(order_id, no)
@@ -261,8 +275,11 @@ class Fulfilment:
         is not counted against the supplier.
         """
         sent_at = self.db.clock.now()
+        marking = rate_limits.mark_start(self.db, sent_at)  # a rate limit's slot records this start
         adapter = self.suppliers[channel.protocol]
         out = await adapter.dispatch(channel.access(self.callback_base), req)
+        if marking is not None:
+            await marking
         async with self.db.transaction() as tx:
             await add_event(
                 tx,
@@ -281,8 +298,8 @@ class Fulfilment:
             deadline = sent_at + channel.timeout_s
             attempt = await tx.fetchrow(
                 "UPDATE attempts SET supplier_order_id = $1, latency_ms = $2, dispatch_state = $3,"
-                " dispatched_at = $4, deadline_at = CASE WHEN status = $5 THEN $6 ELSE deadline_at END"
-                " WHERE ref = $7 RETURNING *",
+                " dispatched_at = $4, deadline_at = CASE WHEN status = $5 THEN $6 ELSE deadline_at END,"
+                " cost = $8 WHERE ref = $7 RETURNING *",
                 out.supplier_order_id,
                 out.latency_ms,
                 out.kind,
@@ -290,9 +307,16 @@ class Fulfilment:
                 str(AttemptStatus.PENDING),
                 deadline,
                 ref,
+                out.cost,
             )
             if attempt is None:
                 return
+            if attempt.status == AttemptStatus.SUCCEEDED and out.cost is not None:
+                # A callback overtook this reply: the supplier's charge is known only now (once per attempt).
+                order = await lock_order(tx, order_id)
+                await costs.post_attempt_cost(tx, await self.cache.get(tx), order, attempt)
+            if out.kind == "rejected" and means_insufficient_balance(out.code) and adapter.has_balance:
+                await channel_pause.schedule_check(tx, channel.code)  # SPEC 7: is the account short?
             if out.kind == "rejected":
                 await self.fail_attempt(
                     tx, attempt, f"rejected: {out.code or ''} {out.message or ''}".strip()
@@ -359,6 +383,8 @@ class Fulfilment:
         await add_event(tx, attempt.order_id, attempt.no, "attempt_succeeded", {"source": source})
         order = await lock_order(tx, attempt.order_id)
         assert order is not None
+        # Every success costs (a duplicate fulfilment or a late success too), in this transaction.
+        await costs.post_attempt_cost(tx, await self.cache.get(tx), order, attempt)
         if order.status == OrderStatus.PROCESSING:
             await self.complete_order(tx, order, attempt)
             return "completed"

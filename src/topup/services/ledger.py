@@ -165,7 +165,8 @@ async def balance(tx: Tx, merchant_id: str) -> dict[str, Any]:
 
 
 async def check(tx: Tx) -> dict[str, Any]:
-    """Postings sum to zero overall and per transfer; every cached balance equals its postings."""
+    """Postings sum to zero overall and per transfer; every cached balance equals its postings; no
+    merchant or platform account is negative (world and supplier accounts may be)."""
     await apply_balances(tx)
     total = (await tx.conn.execute(select(func.coalesce(func.sum(t.postings.c.amount), 0)))).scalar_one()
     unbalanced = (
@@ -193,7 +194,8 @@ async def check(tx: Tx) -> dict[str, Any]:
     negative = (
         await tx.conn.execute(
             select(t.ledger_accounts.c.id).where(
-                t.ledger_accounts.c.balance < 0, ~t.ledger_accounts.c.id.like("world:%")
+                t.ledger_accounts.c.balance < 0,
+                *[~t.ledger_accounts.c.id.like(f"{prefix}%") for prefix in L.MAY_GO_NEGATIVE],
             )
         )
     ).all()

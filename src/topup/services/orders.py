@@ -27,7 +27,7 @@ from topup.domain.errors import (
     UnknownProduct,
 )
 from topup.domain.orders import OrderStatus
-from topup.domain.routing import rank
+from topup.domain.routing import Destination, rank
 from topup.domain.urls import UnsafeUrl, check_notify_url
 from topup.services import jobs, ledger
 from topup.services.catalog import Group, Product, Snapshot
@@ -63,6 +63,8 @@ class Validated:
     account: str
     brand: str | None
     group: Group
+    region: str | None = None
+    """The mobile number's home province (ISO 3166-2:CN), when known."""
 
 
 def resolve(snapshot: Snapshot, product_code: str, account: str) -> Validated:
@@ -90,9 +92,18 @@ def resolve(snapshot: Snapshot, product_code: str, account: str) -> Validated:
         group = snapshot.group_for(product.business_type, route_brand)
     if group is None:
         raise NoRoute(f"no supplier group serves {product.business_type} / {route_brand or 'any brand'}")
+    brand = check.brand or route_brand
+    to = Destination(brand, check.region)
     if not rank(snapshot.members_of(group, product.code), group.strategy, product.code, product.price):
         raise NoRoute(f"group {group.code} has no enabled channel that can sell {product.code} at its price")
-    return Validated(product, check.account, check.brand or route_brand, group)
+    if not rank(snapshot.members_of(group, product.code, to), group.strategy, product.code, product.price):
+        # SPEC 7: no member covers the carrier and region, or every one that does is paused.
+        raise NoRoute(
+            f"group {group.code} has no channel taking {brand or 'any brand'} numbers"
+            f" of {check.region or 'an unknown region'} now",
+            {"carrier": brand, "region": check.region},
+        )
+    return Validated(product, check.account, brand, group, check.region)
 
 
 async def place_order(
@@ -148,6 +159,7 @@ def new_order_row(
         "product_code": v.product.code,
         "account": v.account,
         "carrier": v.brand,
+        "region": v.region,
         "face_value": v.product.face_value,
         "price": v.product.price,
         "status": str(OrderStatus.PENDING_PAYMENT if batch_id else OrderStatus.PROCESSING),
@@ -167,11 +179,11 @@ def new_order_row(
 _ORDER_COLUMNS = (
     "id, merchant_id, merchant_order_id, request_hash, batch_id, business_type, product_code, account,"
     " carrier, face_value, price, status, notify_url, extra, funding, group_code, is_probe, attempt_count,"
-    " created_at, updated_at"
+    " created_at, updated_at, region"
 )
 _INSERT_ORDER = (
     f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-    " $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (merchant_id, merchant_order_id) DO NOTHING"
+    " $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (merchant_id, merchant_order_id) DO NOTHING"
 )
 
 
@@ -260,6 +272,7 @@ def render(o: Any, attempts: list[Any]) -> dict[str, Any]:
         "product_code": g("product_code"),
         "account": g("account"),
         "carrier": g("carrier"),
+        "region": g("region"),
         "face_value": int(g("face_value")),
         "price": int(g("price")),
         "status": g("status"),

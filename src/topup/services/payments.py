@@ -19,7 +19,7 @@ import orjson
 import structlog
 from sqlalchemy import select, update
 
-from topup import signing
+from topup import keys, signing
 from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Database, Tx
 from topup.adapters.db.helpers import new_id
@@ -55,11 +55,12 @@ class Payable:
     price: int
 
 
-def sandbox_secret(admin_token: str, configured: str | None) -> str:
-    """The secret the sandbox gateway signs notifies with: TOPUP_SANDBOX_SECRET, else derived."""
+def sandbox_secret(master_key: str, configured: str | None) -> str:
+    """The secret the sandbox gateway signs notifies with: TOPUP_SANDBOX_SECRET, else derived from the
+    master key (not the admin token: rotating the token leaves pending payments valid)."""
     if configured:
         return configured
-    return hashlib.sha256(b"topup-sandbox-gateway:" + admin_token.encode()).hexdigest()
+    return keys.purpose_key(master_key, keys.SANDBOX)
 
 
 async def enqueue_routes(tx: Tx, order_ids: list[str]) -> None:

@@ -38,6 +38,8 @@ def simulator_config(callback_base: str = "http://127.0.0.1:8080") -> dict[str, 
             "silent_ratio": sim.get("silent_rate", 0.0),
             "callback_delay_s": (lo + hi) / 2,
         }
+        if "balance" in sim:
+            channels[ch["code"]]["balance"] = sim["balance"]
     for supplier in DEMO_SUPPLIERS:
         channels[supplier.code] = supplier.simulation(callback_base)
     return {"channels": channels}

@@ -170,6 +170,13 @@ class Tx:
         keys = list(res.keys())
         return [Row(zip(keys, r, strict=True)) for r in res.all()]
 
+    async def fetch_values(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """`fetch` as plain tuples, for bulk reads (100,000s of rows) where building a dict per row
+        would cost more than the query."""
+        if self.raw is not None:
+            return [tuple(r) for r in await self._pg(self.raw.fetch, sql, args)]
+        return [tuple(r) for r in (await self.conn.exec_driver_sql(_qmark(sql), args)).all()]
+
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         if self.raw is not None:
             r = await self._pg(self.raw.fetchrow, sql, args)

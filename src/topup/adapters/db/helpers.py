@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -23,3 +24,14 @@ async def insert_ignore(tx: Tx, table: Table, values: dict[str, Any], conflict: 
     stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
     result = await tx.conn.execute(stmt)
     return bool(result.rowcount)
+
+
+def in_param(tx: Tx, n: int) -> str:
+    """`IN <the list given as parameter $n>` for raw SQL: an array on PostgreSQL, a JSON array on SQLite
+    (pass the value through `list_param`). One statement for any number of values."""
+    return f"= ANY(${n}::text[])" if tx.is_postgres else f"IN (SELECT value FROM json_each(${n}))"
+
+
+def list_param(tx: Tx, values: Iterable[str]) -> Any:
+    """The parameter value for `in_param`."""
+    return list(values) if tx.is_postgres else orjson.dumps(list(values)).decode()

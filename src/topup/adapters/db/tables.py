@@ -66,6 +66,24 @@ channels = Table(
     Column("credentials", Text, nullable=False, server_default=""),
     Column("products", JSON, nullable=False, server_default="{}"),
     Column("options", JSON, nullable=False, server_default="{}"),
+    # Supplier operations (SPEC 7): the balance floor and check interval, the rate limit, and the pause
+    # the balance checks set and lift.
+    Column("min_balance", BigInteger, nullable=True),
+    Column("balance_check_s", Float, nullable=False, server_default="300"),
+    Column("rate_limit_per_s", Integer, nullable=True),
+    Column("paused", String(32), nullable=True),
+    Column("paused_at", Float, nullable=True),
+)
+
+# A rate-limited channel's recent (or reserved) dispatch starts, one row per slot (SPEC 7).
+channel_rate_slots = Table(
+    "channel_rate_slots",
+    metadata,
+    Column("channel_code", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    # The latest start reserved on the slot, and when the latest dispatch that used it really started.
+    Column("at", Float, nullable=False),
+    Column("started", Float, nullable=False),
 )
 
 # Every balance check of a channel (SPEC 6 and 7): the history an operator reads.
@@ -107,6 +125,9 @@ group_members = Table(
     Column("priority", Integer, nullable=False),
     Column("weight", Integer, nullable=False),
     Column("costs", JSON, nullable=False),
+    # Coverage (SPEC 7): lists of carriers and ISO 3166-2:CN regions; NULL covers all.
+    Column("carriers", JSON, nullable=True),
+    Column("regions", JSON, nullable=True),
 )
 
 # Switch-over history for operators (failovers and switch-backs).
@@ -143,6 +164,8 @@ transfers = Table(
     Column("amount", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("kind", "reference", name="uq_transfers_kind_reference"),
+    # Margin reports: the costs posted in a period.
+    Index("ix_transfers_kind_created", "kind", "created_at"),
 )
 
 postings = Table(
@@ -166,6 +189,8 @@ orders = Table(
     Column("product_code", String(64), nullable=False),
     Column("account", String(254), nullable=False),
     Column("carrier", String(64), nullable=True),
+    # The mobile number's home province, ISO 3166-2:CN (SPEC 7).
+    Column("region", String(8), nullable=True),
     Column("face_value", BigInteger, nullable=False),
     Column("price", BigInteger, nullable=False),
     Column("status", String(32), nullable=False),
@@ -187,6 +212,8 @@ orders = Table(
     Index("ix_orders_merchant_created", "merchant_id", "created_at", "id"),
     Index("ix_orders_status_created", "status", "created_at"),
     Index("ix_orders_account", "account"),
+    # Margin reports: the orders that succeeded in a period.
+    Index("ix_orders_status_completed", "status", "completed_at"),
 )
 
 attempts = Table(
@@ -210,9 +237,13 @@ attempts = Table(
     Column("latency_ms", Float, nullable=True),
     # The id the supplier sees for this attempt (SPEC 6), stored before the dispatch.
     Column("supplier_ref", String(80), nullable=True),
+    # What the supplier said it charged (fen), when its dispatch reply says so (SPEC 8).
+    Column("cost", BigInteger, nullable=True),
     UniqueConstraint("order_id", "no", name="uq_attempts_order_no"),
     Index("ix_attempts_channel_finished", "channel_code", "finished_at"),
     Index("ux_attempts_channel_supplier_ref", "channel_code", "supplier_ref", unique=True),
+    # Statements: the attempts a channel was sent in a period.
+    Index("ix_attempts_channel_dispatched", "channel_code", "dispatched_at"),
 )
 
 # Everything that happened to an order, for the operator timeline.
@@ -407,4 +438,38 @@ audit_log = Table(
     Column("object", String(200), nullable=False, index=True),
     Column("before", JSON, nullable=True),
     Column("after", JSON, nullable=True),
+)
+
+# Supplier statements reconciled against the attempts (SPEC 8); one per (channel, period, file).
+statements = Table(
+    "statements",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("channel_code", String(64), nullable=False),
+    Column("period_from", Float, nullable=False),
+    Column("period_to", Float, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("matched", Integer, nullable=False),
+    # Discrepancies per kind, fen at stake, and totals of both sides.
+    Column("summary", JSON, nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("channel_code", "period_from", "period_to", "digest", name="uq_statements_file"),
+    Index("ix_statements_channel_created", "channel_code", "created_at"),
+)
+
+statement_discrepancies = Table(
+    "statement_discrepancies",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("statement_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("supplier_ref", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("ours", JSON, nullable=True),
+    Column("theirs", JSON, nullable=True),
+    Column("at_stake", BigInteger, nullable=False),
+    UniqueConstraint("statement_id", "seq", name="uq_statement_discrepancies_seq"),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Tx
@@ -15,6 +15,7 @@ from topup.domain import routing as R
 from topup.domain.errors import InvalidRequest, NotFound
 from topup.entrypoints.api.deps import admin_auth, container
 from topup.entrypoints.api.responses import JSONOut
+from topup.entrypoints.api.roles import AsAdmin, AsOperator, Role, requires
 from topup.entrypoints.api.schemas import (
     ChannelIn,
     ChannelOut,
@@ -29,7 +30,8 @@ from topup.entrypoints.api.schemas import (
     ProductIn,
     ProductOut,
 )
-from topup.services import catalog, ledger, merchants, orders
+from topup.services import audited, catalog, ledger, merchants, orders
+from topup.services.coverage import coverage_of, destination
 
 router = APIRouter(
     prefix="/admin/v1",
@@ -54,7 +56,7 @@ def _put_response(body: dict[str, Any], created: bool) -> JSONOut:
 
 
 @router.put("/products/{code}", response_model=ProductOut, responses={201: {"model": ProductOut}})
-async def put_product(code: str, body: ProductIn, c: Ctr) -> JSONOut:
+async def put_product(code: str, body: ProductIn, c: Ctr, actor: AsAdmin) -> JSONOut:
     _code(code)
     if body.price > body.face_value * 10:
         raise InvalidRequest("price: more than ten times the face value looks like a typo")
@@ -70,13 +72,13 @@ async def put_product(code: str, body: ProductIn, c: Ctr) -> JSONOut:
             "brand: a mobile product's brand is null, auto or a carrier (cmcc|cucc|ctcc|cbn)"
         )
     async with c.db.transaction() as tx:
-        out, created = await catalog.put_product(tx, code, body.model_dump())
+        out, created = await audited.put_product(tx, actor, code, body.model_dump())
     c.cache.invalidate()
     out.pop("enabled", None)
     return _put_response(out, created)
 
 
-@router.get("/products")
+@router.get("/products", dependencies=[requires(Role.VIEWER)])
 async def list_products(c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
         rows = (await tx.conn.execute(select(t.products).order_by(t.products.c.code))).all()
@@ -96,17 +98,19 @@ async def list_products(c: Ctr) -> JSONOut:
 
 
 @router.put("/channels/{code}", response_model=ChannelOut, responses={201: {"model": ChannelOut}})
-async def put_channel(code: str, body: ChannelIn, c: Ctr) -> JSONOut:
+async def put_channel(code: str, body: ChannelIn, c: Ctr, actor: AsAdmin) -> JSONOut:
     _code(code)
     if body.max_wait_s < body.timeout_s:
         raise InvalidRequest("max_wait_s: must be at least timeout_s")
     async with c.db.transaction() as tx:
-        out, created = await catalog.put_channel(tx, code, body.model_dump(), c.box, c.suppliers)
+        out, created = await audited.put_channel(
+            tx, actor, c.cache, code, body.model_dump(), c.box, c.suppliers
+        )
     c.cache.invalidate()
     return _put_response(out, created)
 
 
-@router.get("/channels")
+@router.get("/channels", dependencies=[requires(Role.VIEWER)])
 async def list_channels(c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
         snap = await c.cache.fresh(tx)
@@ -118,7 +122,7 @@ async def list_channels(c: Ctr) -> JSONOut:
     )
 
 
-async def group_view(tx: Tx, c: Container, code: str) -> dict[str, Any]:
+async def group_view(tx: Tx, c: Container, code: str, to: R.Destination | None = None) -> dict[str, Any]:
     snap = await c.cache.fresh(tx)
     group = snap.groups.get(code)
     row = (await tx.conn.execute(select(t.groups).where(t.groups.c.code == code))).first()
@@ -126,7 +130,8 @@ async def group_view(tx: Tx, c: Container, code: str) -> dict[str, Any]:
         raise NotFound(f"group {code} not found")
     state = await catalog.group_state(tx, code)
     assert state is not None
-    members = snap.members_of(group)
+    # Paused channels drop out; given a carrier/region (SPEC 7), so do members that do not cover it.
+    members = snap.members_of(group, None, to)
     # The ranking for a typical product: the group's own order, price guard aside.
     probe_product, price = "", 10**12
     rates = None
@@ -144,7 +149,13 @@ async def group_view(tx: Tx, c: Container, code: str) -> dict[str, Any]:
         "sticky": group.sticky,
         "recovery_s": group.recovery_s,
         "members": [
-            {"channel": m.channel, "priority": m.priority, "weight": m.weight, "costs": dict(m.costs)}
+            {
+                "channel": m.channel,
+                "priority": m.priority,
+                "weight": m.weight,
+                "costs": dict(m.costs),
+                **coverage_of(m),
+            }
             for m in group.members
         ],
         "active_channel": active,
@@ -155,22 +166,34 @@ async def group_view(tx: Tx, c: Container, code: str) -> dict[str, Any]:
 
 
 @router.put("/groups/{code}", response_model=GroupOut, responses={201: {"model": GroupOut}})
-async def put_group(code: str, body: GroupIn, c: Ctr) -> JSONOut:
+async def put_group(code: str, body: GroupIn, c: Ctr, actor: AsAdmin) -> JSONOut:
     _code(code)
     async with c.db.transaction() as tx:
-        created = await catalog.put_group(tx, code, body.model_dump())
+        created = await audited.put_group(tx, actor, c.cache, code, body.model_dump())
         view = await group_view(tx, c, code)
     c.cache.invalidate()
     return _put_response(view, created)
 
 
-@router.get("/groups/{code}", response_model=GroupOut, responses={404: {"model": ErrorOut}})
-async def get_group(code: str, c: Ctr) -> JSONOut:
+@router.get(
+    "/groups/{code}",
+    response_model=GroupOut,
+    responses={404: {"model": ErrorOut}},
+    dependencies=[requires(Role.VIEWER)],
+)
+async def get_group(
+    code: str,
+    c: Ctr,
+    carrier: Annotated[str | None, Query(max_length=64)] = None,
+    region: Annotated[str | None, Query(max_length=8)] = None,
+) -> JSONOut:
+    """`?carrier=&region=`: the ranking for orders of that carrier and home region (SPEC 7)."""
+    to = destination(carrier, region)
     async with c.db.transaction() as tx:
-        return JSONOut(await group_view(tx, c, code))
+        return JSONOut(await group_view(tx, c, code, to))
 
 
-@router.get("/groups")
+@router.get("/groups", dependencies=[requires(Role.VIEWER)])
 async def list_groups(c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
         codes = [
@@ -180,7 +203,7 @@ async def list_groups(c: Ctr) -> JSONOut:
     return JSONOut({"items": items, "next_cursor": None})
 
 
-@router.get("/groups/{code}/switches")
+@router.get("/groups/{code}/switches", dependencies=[requires(Role.VIEWER)])
 async def group_switches(code: str, c: Ctr, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> JSONOut:
     async with c.db.transaction() as tx:
         rows = (
@@ -205,15 +228,15 @@ async def group_switches(code: str, c: Ctr, limit: Annotated[int, Query(ge=1, le
 
 
 @router.put("/merchants/{merchant_id}", response_model=MerchantOut, responses={201: {"model": MerchantOut}})
-async def put_merchant(merchant_id: str, body: MerchantIn, c: Ctr) -> JSONOut:
+async def put_merchant(merchant_id: str, body: MerchantIn, c: Ctr, actor: AsAdmin) -> JSONOut:
     _code(merchant_id)
     async with c.db.transaction() as tx:
-        out, created = await merchants.put_merchant(tx, merchant_id, body.model_dump())
+        out, created = await audited.put_merchant(tx, actor, merchant_id, body.model_dump())
     c.merchants.invalidate(merchant_id)
     return _put_response(out, created)
 
 
-@router.get("/merchants")
+@router.get("/merchants", dependencies=[requires(Role.VIEWER)])
 async def list_merchants(c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
         rows = (await tx.conn.execute(select(t.merchants).order_by(t.merchants.c.id))).all()
@@ -229,9 +252,9 @@ async def list_merchants(c: Ctr) -> JSONOut:
     response_model=CreditOut,
     responses={200: {"model": CreditOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
 )
-async def credit(merchant_id: str, body: CreditIn, c: Ctr) -> JSONOut:
+async def credit(merchant_id: str, body: CreditIn, c: Ctr, actor: AsAdmin) -> JSONOut:
     async with c.db.transaction() as tx:
-        out, created = await merchants.credit(tx, merchant_id, body.amount, body.reference)
+        out, created = await audited.credit(tx, actor, merchant_id, body.amount, body.reference)
     return JSONOut(out, status_code=201 if created else 200)
 
 
@@ -341,13 +364,13 @@ def render_exception(e: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/orders/{order_id}", responses={404: {"model": ErrorOut}})
+@router.get("/orders/{order_id}", responses={404: {"model": ErrorOut}}, dependencies=[requires(Role.VIEWER)])
 async def admin_order(order_id: str, c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
         return JSONOut(await order_story(tx, order_id))
 
 
-@router.get("/orders")
+@router.get("/orders", dependencies=[requires(Role.VIEWER)])
 async def admin_orders(
     c: Ctr,
     status: Annotated[str | None, Query(max_length=32)] = None,
@@ -372,7 +395,7 @@ async def admin_orders(
     return JSONOut(page)
 
 
-@router.get("/exceptions")
+@router.get("/exceptions", dependencies=[requires(Role.VIEWER)])
 async def list_exceptions(
     c: Ctr,
     resolved: bool | None = None,
@@ -394,26 +417,17 @@ async def list_exceptions(
 @router.post(
     "/exceptions/{exception_id}/resolve", responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
 )
-async def resolve_exception(exception_id: str, c: Ctr, body: dict[str, Any] | None = None) -> JSONOut:
+async def resolve_exception(
+    exception_id: str, c: Ctr, actor: AsOperator, body: dict[str, Any] | None = None
+) -> JSONOut:
     note = str((body or {}).get("note") or "")[:2000]
-    by = str((body or {}).get("by") or "admin")[:200]
+    by = str((body or {}).get("by") or actor.name)[:200]
     async with c.db.transaction() as tx:
-        res = await tx.conn.execute(
-            update(t.exceptions)
-            .where(t.exceptions.c.id == exception_id, t.exceptions.c.resolved_at.is_(None))
-            .values(resolved_at=tx.now, resolved_by=by, resolution_note=note)
-        )
-        row = (await tx.conn.execute(select(t.exceptions).where(t.exceptions.c.id == exception_id))).first()
-        if row is None:
-            raise NotFound(f"exception {exception_id} not found")
-        if res.rowcount != 1:
-            from topup.domain.errors import InvalidState
-
-            raise InvalidState("exception is already resolved")
+        row = await audited.resolve_exception(tx, actor, exception_id, note, by)
     return JSONOut(render_exception(row))
 
 
-@router.get("/ledger/check", response_model=LedgerCheckOut)
+@router.get("/ledger/check", response_model=LedgerCheckOut, dependencies=[requires(Role.VIEWER)])
 async def ledger_check(c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
         return JSONOut(await ledger.check(tx))

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
 
 from topup.bootstrap import Container
-from topup.entrypoints.api import admin_routes, callback_routes, channel_routes, errors, merchant_routes
+from topup.entrypoints.api import (
+    admin_routes,
+    callback_routes,
+    channel_routes,
+    errors,
+    merchant_routes,
+    money_routes,
+    security_routes,
+    supplier_routes,
+)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# Supplier statements (SPEC 8) run to 100,000s of rows: their uploads may be larger.
+LARGE_BODIES = re.compile(r"^/(admin/v1/channels/[^/]+/statements|console/money/statements)$")
+MAX_STATEMENT_BYTES = 64 * 1024 * 1024
 
 Startup = Callable[[Container], Awaitable[Any]]
 
@@ -25,9 +38,10 @@ class BodyLimit:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            limit = MAX_STATEMENT_BYTES if LARGE_BODIES.match(scope.get("path", "")) else self.limit
             for k, v in scope.get("headers", []):
-                if k == b"content-length" and (not v.isdigit() or int(v) > self.limit):
-                    await _reject(send, self.limit)
+                if k == b"content-length" and (not v.isdigit() or int(v) > limit):
+                    await _reject(send, limit)
                     return
             received = 0
             too_large = started = False
@@ -37,7 +51,7 @@ class BodyLimit:
                 msg = await receive()
                 if msg["type"] == "http.request":
                     received += len(msg.get("body", b""))
-                    if received > self.limit:
+                    if received > limit:
                         too_large = True
                         raise _TooLarge()
                 return msg
@@ -48,7 +62,7 @@ class BodyLimit:
                     # The app may have caught the cut-off (FastAPI turns it into a 400): answer 413 anyway.
                     if msg["type"] == "http.response.start" and not started:
                         started = True
-                        await _reject(send, self.limit)
+                        await _reject(send, limit)
                     return
                 started = started or msg["type"] == "http.response.start"
                 await send(msg)
@@ -57,7 +71,7 @@ class BodyLimit:
                 await self.app(scope, limited_receive, guarded_send)
             except _TooLarge:
                 if not started:
-                    await _reject(send, self.limit)
+                    await _reject(send, limit)
             return
         await self.app(scope, receive, send)
 
@@ -106,6 +120,9 @@ def create_app(container: Container, on_startup: list[Startup] | None = None) ->
     app.include_router(merchant_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(channel_routes.router)
+    app.include_router(supplier_routes.router)
+    app.include_router(security_routes.router)
+    app.include_router(money_routes.router)
     app.include_router(callback_routes.router)
     for extra in container.extras.get("routers", []):
         app.include_router(extra)

@@ -64,10 +64,11 @@ def _clean(errors: list[Any]) -> list[dict[str, Any]]:
 async def _authenticate_first(request: Request) -> JSONOut | None:
     """Run the route's auth dependency; its 401 wins over a malformed body (SPEC section 0)."""
     from topup.entrypoints.api.deps import admin_auth, merchant_auth
+    from topup.entrypoints.api.roles import role_of
 
     dependant = getattr(request.scope.get("route"), "dependant", None)
     for dep in getattr(dependant, "dependencies", []):
-        if dep.call in (merchant_auth, admin_auth):
+        if dep.call in (merchant_auth, admin_auth) or role_of(dep.call) is not None:
             try:
                 await dep.call(request)
             except TopupError as e:

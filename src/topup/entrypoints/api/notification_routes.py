@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Query
 from topup.bootstrap import Container
 from topup.entrypoints.api.deps import MerchantCtx, admin_auth, container, merchant_auth
 from topup.entrypoints.api.responses import JSONOut
+from topup.entrypoints.api.roles import AsOperator, Role, requires
 from topup.entrypoints.api.schemas import ErrorOut
-from topup.services import notifications
+from topup.services import audit, notifications
 
 Ctr = Annotated[Container, Depends(container)]
 EventId = Annotated[str | None, Query(max_length=64)]
@@ -34,7 +35,7 @@ merchant_router = APIRouter(
 )
 
 
-@admin_router.get("/deliveries")
+@admin_router.get("/deliveries", dependencies=[requires(Role.VIEWER)])
 async def list_deliveries(
     c: Ctr,
     status: DeliveryFilter | None = None,
@@ -50,17 +51,29 @@ async def list_deliveries(
     return JSONOut(page)
 
 
-@admin_router.get("/deliveries/{event_id}", responses={404: {"model": ErrorOut}})
+@admin_router.get(
+    "/deliveries/{event_id}", responses={404: {"model": ErrorOut}}, dependencies=[requires(Role.VIEWER)]
+)
 async def get_delivery(event_id: str, c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
         return JSONOut(await notifications.get_delivery(tx, event_id))
 
 
 @admin_router.post("/deliveries/{event_id}/retry", responses={404: {"model": ErrorOut}})
-async def retry_delivery(event_id: str, c: Ctr) -> JSONOut:
+async def retry_delivery(event_id: str, c: Ctr, actor: AsOperator) -> JSONOut:
     """Queue the delivery to run now, with a fresh 25 h retry window."""
     async with c.db.transaction() as tx:
-        return JSONOut(await notifications.requeue(tx, event_id))
+        before = await notifications.get_delivery(tx, event_id)
+        out = await notifications.requeue(tx, event_id)
+        await audit.record(
+            tx,
+            actor,
+            "delivery.retry",
+            f"delivery:{event_id}",
+            {"status": before.get("status")},
+            {"status": "pending"},
+        )
+    return JSONOut(out)
 
 
 @merchant_router.get("/events", responses={404: {"model": ErrorOut}})

@@ -59,6 +59,8 @@ class OrderOut(BaseModel):
     product_code: str
     account: str
     carrier: str | None
+    region: str | None = None
+    """The mobile number's home province, ISO 3166-2:CN (`CN-GD`), or null (SPEC 7)."""
     face_value: int
     price: int
     status: Literal["pending_payment", "processing", "succeeded", "failed", "cancelled"]
@@ -130,6 +132,11 @@ class ChannelIn(Strict):
     credentials: Annotated[dict[str, Any], Field(max_length=20)] = Field(default_factory=dict)
     products: Annotated[dict[Code, dict[str, Any]], Field(max_length=1000)] = Field(default_factory=dict)
     options: Annotated[dict[str, Any], Field(max_length=50)] = Field(default_factory=dict)
+    # Supplier operations (SPEC 7): pause below this balance (minor units of the supplier's currency),
+    # check the balance this often, start at most this many dispatches in any 1 s.
+    min_balance: Fen | None = None
+    balance_check_s: Annotated[float, Field(ge=0.05, le=86400)] = 300.0
+    rate_limit_per_s: Annotated[int, Field(ge=1, le=1000)] | None = None
 
 
 class ChannelOut(BaseModel):
@@ -145,6 +152,15 @@ class ChannelOut(BaseModel):
     """Secret fields masked."""
     products: dict[str, dict[str, Any]] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+    min_balance: int | None = None
+    balance_check_s: float = 300.0
+    rate_limit_per_s: int | None = None
+    paused: str | None = None
+    """`low_balance` while the last balance check was below `min_balance` (SPEC 7), else null."""
+
+
+Brand = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}-[A-Za-z]{2}$")]
 
 
 class MemberIn(Strict):
@@ -152,6 +168,9 @@ class MemberIn(Strict):
     priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
     weight: Annotated[int, Field(ge=0, le=1_000_000)] = 1
     costs: dict[Code, Annotated[int, Field(ge=0, le=10**9)]] = Field(default_factory=dict)
+    # Coverage (SPEC 7): the carriers and home regions (ISO 3166-2:CN) this member serves; absent = all.
+    carriers: Annotated[list[Brand], Field(min_length=1, max_length=20)] | None = None
+    regions: Annotated[list[Region], Field(min_length=1, max_length=40)] | None = None
 
 
 class GroupIn(Strict):

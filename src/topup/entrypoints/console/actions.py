@@ -35,8 +35,9 @@ from topup.entrypoints.console.auth import (
     set_login_cookie,
 )
 from topup.entrypoints.console.render import page
+from topup.entrypoints.console.roles import AdminPost, OperatorPost
 from topup.entrypoints.websession import Session
-from topup.services import catalog
+from topup.services import audited
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 Op = Annotated[Session, Depends(operator)]
@@ -130,29 +131,30 @@ async def logout(request: Request, _s: Post) -> Response:
 
 
 @router.post("/exceptions/{exception_id}/resolve")
-async def resolve(request: Request, exception_id: str, session: Post, c: Ctr) -> Response:
+async def resolve(request: Request, exception_id: str, user: OperatorPost, c: Ctr) -> Response:
     form = await request.form()
     note = str(form.get("note") or "").strip()
-    await admin_routes.resolve_exception(exception_id, c, {"note": note, "by": display_name(session)})
+    by = display_name(user.session)
+    await admin_routes.resolve_exception(exception_id, c, user.actor, {"note": note, "by": by})
     return _done("/console/exceptions", "resolved", exception_id)
 
 
 @router.post("/merchants/{merchant_id}/deposit")
-async def deposit(request: Request, merchant_id: str, _s: Post, c: Ctr) -> Response:
+async def deposit(request: Request, merchant_id: str, user: AdminPost, c: Ctr) -> Response:
     try:
         body = forms.deposit(await request.form())
     except forms.FormError as e:
         raise InvalidRequest(" ".join(e.messages)) from None
-    out = await admin_routes.credit(merchant_id, body, c)
+    out = await admin_routes.credit(merchant_id, body, c, user.actor)
     return _done("/console/merchants", "deposited" if out.status_code == 201 else "replayed", merchant_id)
 
 
 @router.post("/channels/{code}/{action}")
-async def switch_channel(code: str, action: str, _s: Post, c: Ctr) -> Response:
+async def switch_channel(code: str, action: str, user: OperatorPost, c: Ctr) -> Response:
     if action not in ("enable", "disable"):
         return Response(status_code=404)
     async with c.db.transaction() as tx:
-        await catalog.set_channel_enabled(tx, code, action == "enable")
+        await audited.set_channel_enabled(tx, user.actor, code, action == "enable")
     c.cache.invalidate()
     return _done("/console/catalog", f"{action}d", code)
 
@@ -180,12 +182,13 @@ async def product_form(request: Request, session: Op, c: Ctr) -> Response:
 
 
 @router.post("/edit/product")
-async def save_product(request: Request, session: Post, c: Ctr) -> Response:
+async def save_product(request: Request, user: AdminPost, c: Ctr) -> Response:
+    session = user.session
     form = await request.form()
     try:
         code = forms.code_of(form)
         body = forms.product(form)
-        await admin_routes.put_product(code, body, c)
+        await admin_routes.put_product(code, body, c, user.actor)
     except (forms.FormError, TopupError) as e:
         errors = e.messages if isinstance(e, forms.FormError) else [e.message]
         existing = await _load(c, t.products, str(form.get("code") or ""))
@@ -214,7 +217,8 @@ async def _group_form(
 ) -> Response:
     async with c.db.transaction() as tx:
         channels = sorted((await c.cache.fresh(tx)).channels)
-    rows = members + [{"channel": "", "priority": "", "weight": "", "costs": ""}] * BLANK_MEMBER_ROWS
+    blank = {"channel": "", "priority": "", "weight": "", "costs": "", "carriers": "", "regions": ""}
+    rows = members + [blank] * BLANK_MEMBER_ROWS
     return page(
         request,
         "group_form.html",
@@ -257,6 +261,8 @@ async def group_form(request: Request, session: Op, c: Ctr) -> Response:
                 "priority": str(m["priority"]),
                 "weight": str(m["weight"]),
                 "costs": forms.costs_text(m["costs"]),
+                "carriers": ", ".join(m.get("carriers") or ()),
+                "regions": ", ".join(m.get("regions") or ()),
             }
             for m in sorted(view["members"], key=lambda m: (m["priority"], m["channel"]))
         ]
@@ -264,16 +270,17 @@ async def group_form(request: Request, session: Op, c: Ctr) -> Response:
 
 
 @router.post("/edit/group")
-async def save_group(request: Request, session: Post, c: Ctr) -> Response:
+async def save_group(request: Request, user: AdminPost, c: Ctr) -> Response:
+    session = user.session
     form = await request.form()
     try:
         code = forms.code_of(form)
         body = forms.group(form)
-        await admin_routes.put_group(code, body, c)
+        await admin_routes.put_group(code, body, c, user.actor)
     except (forms.FormError, TopupError) as e:
         errors = e.messages if isinstance(e, forms.FormError) else [e.message]
         members = [
-            {f: str(form.get(f"member-{i}-{f}") or "") for f in ("channel", "priority", "weight", "costs")}
+            {f: str(form.get(f"member-{i}-{f}") or "") for f in forms.MEMBER_FIELDS}
             for i in range(forms.MAX_MEMBER_ROWS)
             if form.get(f"member-{i}-channel")
         ]

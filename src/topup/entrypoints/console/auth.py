@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from topup.adapters.db import tables as t
 from topup.bootstrap import Container
 from topup.domain.errors import TopupError
+from topup.domain.roles import Actor, Role, Via
 from topup.entrypoints.websession import Session, SiteAuth, csrf_ok
 from topup.services import merchants
 
@@ -66,20 +67,32 @@ async def check_credentials(c: Container, username: str, password: str) -> str |
     return OPERATOR_PREFIX + username if ok else None
 
 
-async def _operator_exists(c: Container, subject: str) -> bool:
+async def _operator_role(c: Container, subject: str) -> Role | None:
+    """The account's current role (the admin token: admin); None when the account is gone."""
     if subject == ADMIN_SUBJECT:
-        return True
+        return Role.ADMIN
     name = subject.removeprefix(OPERATOR_PREFIX)
     async with c.db.transaction() as tx:
-        row = (await tx.conn.execute(select(t.operators.c.id).where(t.operators.c.id == name))).first()
-    return row is not None
+        row = (await tx.conn.execute(select(t.operators.c.role).where(t.operators.c.id == name))).first()
+    if row is None:
+        return None
+    try:
+        return Role(row.role)
+    except ValueError:
+        return Role.VIEWER  # an unknown stored value grants the least
 
 
 async def operator(request: Request) -> Session:
-    """Dependency for every console page: a signed-in operator (an operator removed since is signed out)."""
+    """Dependency for every console page: a signed-in operator (an operator removed since is signed out),
+    whose current role is kept on the request as its `Actor` (console/roles.py)."""
     session = console_auth(request).sessions.read(request)
-    if session is None or not await _operator_exists(request.app.state.container, session.subject):
+    role = None if session is None else await _operator_role(request.app.state.container, session.subject)
+    if session is None or role is None:
         raise LoginRequired()
+    credential = "admin-token" if session.subject == ADMIN_SUBJECT else "session"
+    name = session.subject.removeprefix(OPERATOR_PREFIX)
+    host = request.client.host if request.client is not None else None
+    request.state.topup_actor = Actor(name, role, Via.CONSOLE, host, credential)
     return session
 
 

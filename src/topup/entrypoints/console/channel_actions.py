@@ -15,15 +15,15 @@ from topup.domain.suppliers import fen_to_yuan
 from topup.entrypoints.api import admin_routes
 from topup.entrypoints.api.deps import container
 from topup.entrypoints.console import forms
-from topup.entrypoints.console.auth import ConsoleRoute, operator, operator_post
+from topup.entrypoints.console.auth import ConsoleRoute, operator
 from topup.entrypoints.console.render import page
+from topup.entrypoints.console.roles import AdminPost, OperatorPost
 from topup.entrypoints.websession import Session
 from topup.services import balances
 from topup.services.catalog import Channel
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 Op = Annotated[Session, Depends(operator)]
-Post = Annotated[Session, Depends(operator_post)]
 Ctr = Annotated[Container, Depends(container)]
 
 
@@ -62,6 +62,9 @@ def _values(ch: Channel) -> dict[str, Any]:
         "base_url": ch.base_url,
         "timeout_s": f"{ch.timeout_s:g}",
         "max_wait_s": f"{ch.max_wait_s:g}",
+        "min_balance": "" if ch.min_balance is None else str(ch.min_balance),
+        "balance_check_s": f"{ch.balance_check_s:g}",
+        "rate_limit_per_s": "" if ch.rate_limit_per_s is None else str(ch.rate_limit_per_s),
         "supports_query": "on" if ch.supports_query else "",
         "enabled": "on" if ch.enabled else "",
         "products": json.dumps(dict(ch.products), indent=1, ensure_ascii=False) if ch.products else "",
@@ -106,6 +109,7 @@ async def channel_form(request: Request, session: Op, c: Ctr) -> Response:
         "protocol": "topup-json",
         "timeout_s": "30",
         "max_wait_s": "600",
+        "balance_check_s": "300",
         "supports_query": "on",
         "enabled": "on",
     }
@@ -115,14 +119,15 @@ async def channel_form(request: Request, session: Op, c: Ctr) -> Response:
 
 
 @router.post("/edit/channel")
-async def save_channel(request: Request, session: Post, c: Ctr) -> Response:
+async def save_channel(request: Request, user: AdminPost, c: Ctr) -> Response:
+    session = user.session
     form = await request.form()
     ch = await _channel(c, str(form.get("code") or ""))
     try:
         code = forms.code_of(form)
         existing = (ch.protocol, ch.credentials) if ch is not None else None
         body = forms.channel(form, existing=existing, fields=_fields(c))
-        await admin_routes.put_channel(code, body, c)
+        await admin_routes.put_channel(code, body, c, user.actor)
     except (forms.FormError, TopupError) as e:
         errors = e.messages if isinstance(e, forms.FormError) else [e.message]
         values = {k: str(v) for k, v in form.items() if k != "csrf" and k != "secret"}
@@ -133,7 +138,8 @@ async def save_channel(request: Request, session: Post, c: Ctr) -> Response:
 
 
 @router.post("/edit/channel/check")
-async def check_connection(request: Request, session: Post, c: Ctr) -> Response:
+async def check_connection(request: Request, user: OperatorPost, c: Ctr) -> Response:
+    session = user.session
     """Run the supplier's balance query now and show what it said on the channel's form."""
     form = await request.form()
     ch = await _channel(c, str(form.get("code") or ""))

@@ -14,6 +14,7 @@ from topup.entrypoints.api.schemas import ChannelIn, CreditIn, GroupIn, ProductI
 M = TypeVar("M", bound=BaseModel)
 CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_MEMBER_ROWS = 100
+MEMBER_FIELDS = ("channel", "priority", "weight", "costs", "carriers", "regions")
 
 LABELS = {
     "timeout_s": "Timeout (s)",
@@ -125,7 +126,7 @@ def channel(
             if value:
                 credentials[name] = value
         data["credentials"] = credentials
-    _optional(data, form, "timeout_s", "max_wait_s")
+    _optional(data, form, "timeout_s", "max_wait_s", "min_balance", "balance_check_s", "rate_limit_per_s")
     return validate(ChannelIn, data)
 
 
@@ -167,6 +168,11 @@ def group(form: Mapping[str, Any]) -> GroupIn:
             m["costs"] = parse_costs(_text(form, f"member-{i}-costs"), len(members) + 1)
         except FormError as e:
             errors += e.messages
+        # Coverage (SPEC 7): blank covers all.
+        for name in ("carriers", "regions"):
+            items = [p for p in re.split(r"[\s,;]+", _text(form, f"member-{i}-{name}")) if p]
+            if items:
+                m[name] = items
         members.append(m)
     if errors:
         raise FormError(errors)

@@ -20,7 +20,7 @@ from topup.entrypoints.console import charts, stats, timeline
 from topup.entrypoints.console.auth import ConsoleRoute, operator
 from topup.entrypoints.console.render import STATIC, page
 from topup.entrypoints.websession import Session
-from topup.services import ledger, merchants, orders
+from topup.services import coverage, ledger, merchants, orders, rate_limits
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 Op = Annotated[Session, Depends(operator)]
@@ -55,6 +55,7 @@ async def overview(request: Request, session: Op, c: Ctr) -> Response:
     async with c.db.transaction() as tx:
         ov = await stats.overview(tx, c.clock.now())
         recent = await stats.switches(tx, limit=10)
+        waiting = await rate_limits.waiting(tx)
     chart = charts.volume_and_success(ov["_series"], label="Orders per minute, last hour, with success rate")
     return page(
         request,
@@ -65,6 +66,7 @@ async def overview(request: Request, session: Op, c: Ctr) -> Response:
         statuses=ORDER_STATUSES,
         groups=await _group_views(c),
         switches=recent,
+        waiting=waiting,
     )
 
 
@@ -82,6 +84,8 @@ async def group(request: Request, code: str, session: Op, c: Ctr) -> Response:
         per_channel = await stats.channel_stats(tx, members, c.clock.now())
         routing_rates = await c.fulfilment.success_rates(tx, members)
         history = await stats.switches(tx, group=code, limit=50)
+        waiting = await rate_limits.waiting(tx)
+    grid = coverage.grid_view(snap, code, routing_rates)
     rows = []
     for m in sorted(view["members"], key=lambda m: (m["priority"], m["channel"])):
         ch = snap.channels.get(m["channel"])
@@ -90,6 +94,8 @@ async def group(request: Request, code: str, session: Op, c: Ctr) -> Response:
             {
                 **m,
                 "enabled": bool(ch and ch.enabled),
+                "paused": ch.paused if ch else None,
+                "waiting": waiting.get(m["channel"], 0),
                 "name": ch.name if ch else m["channel"],
                 "rank": view["ranking"].index(m["channel"]) + 1 if m["channel"] in view["ranking"] else None,
                 "active": m["channel"] == view["active_channel"],
@@ -103,7 +109,7 @@ async def group(request: Request, code: str, session: Op, c: Ctr) -> Response:
                 ),
             }
         )
-    return page(request, "group.html", session, g=view, members=rows, switches=history)
+    return page(request, "group.html", session, g=view, members=rows, switches=history, coverage=grid)
 
 
 @router.get("/switches")

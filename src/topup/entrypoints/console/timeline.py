@@ -17,6 +17,7 @@ _KIND_TITLES = {
     "order_succeeded": "Order succeeded",
     "order_failed": "Order failed",
     "exception": "Exception recorded",
+    "cost_posted": "Cost posted to the supplier",
     "callback": "Callback received",
     "created": "Created",
 }

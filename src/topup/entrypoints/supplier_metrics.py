@@ -1,0 +1,60 @@
+"""Metrics of supplier operations (SPEC section 7): balances, pauses and rate-limit queues per channel.
+
+Part of `/metrics` (see `metrics.gather`): computed from the database at scrape time like the rest.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from topup.adapters.db.engine import Tx
+from topup.services import rate_limits
+
+_LAST_BALANCES = (
+    "SELECT b.channel_code, b.amount, b.currency, b.checked_at FROM channel_balances b"
+    " JOIN (SELECT channel_code, max(id) AS id FROM channel_balances WHERE ok GROUP BY channel_code) last"
+    " ON b.id = last.id"
+)
+
+
+async def supplier_metrics(tx: Tx, now: float) -> list[Metric]:
+    balance = GaugeMetricFamily(
+        "topup_channel_balance",
+        "The channel's supplier balance at its last successful check, in minor units of its currency.",
+        labels=["channel", "currency"],
+    )
+    age = GaugeMetricFamily(
+        "topup_channel_balance_age_seconds",
+        "Seconds since the channel's last successful balance check.",
+        labels=["channel"],
+    )
+    for r in await tx.fetch(_LAST_BALANCES):
+        balance.add_metric([r.channel_code, r.currency or ""], int(r.amount))
+        age.add_metric([r.channel_code], max(0.0, now - float(r.checked_at)))
+    minimum = GaugeMetricFamily(
+        "topup_channel_min_balance", "The balance below which the channel pauses itself.", labels=["channel"]
+    )
+    paused = GaugeMetricFamily(
+        "topup_channel_paused",
+        "1 while the channel is paused (skipped for new attempts), by reason; 0 otherwise.",
+        labels=["channel", "reason"],
+    )
+    limit = GaugeMetricFamily(
+        "topup_channel_rate_limit_per_s",
+        "Dispatches the channel may start in any 1 s (channels with a rate limit).",
+        labels=["channel"],
+    )
+    for r in await tx.fetch("SELECT code, min_balance, paused, rate_limit_per_s FROM channels ORDER BY code"):
+        if r.min_balance is not None:
+            minimum.add_metric([r.code], int(r.min_balance))
+        paused.add_metric([r.code, r.paused or ""], 1 if r.paused else 0)
+        if r.rate_limit_per_s:
+            limit.add_metric([r.code], int(r.rate_limit_per_s))
+    waiting = GaugeMetricFamily(
+        "topup_rate_limit_waiting",
+        "Orders waiting for their turn at a rate-limited channel (not failures; no supplier clock runs).",
+        labels=["channel"],
+    )
+    for code, n in sorted((await rate_limits.waiting(tx)).items()):
+        waiting.add_metric([code], n)
+    return [balance, age, minimum, paused, limit, waiting]

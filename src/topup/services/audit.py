@@ -1,0 +1,123 @@
+"""The audit log: who changed what, when and from where, written in the change's own transaction.
+
+Entries are appended, never changed: no service updates or deletes them, and triggers on both
+databases refuse it (migration 0004). Values are stored with secrets masked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from topup.adapters.db import tables as t
+from topup.adapters.db.engine import Tx
+from topup.domain.roles import Actor
+from topup.keys import mask
+
+# Field names whose values are secrets wherever they appear (channel credentials are already masked by
+# their protocol's `secret_fields` in `Channel.public()`; this is the net under everything else).
+_SECRET_NAME = re.compile(r"(secret|password|passwd|token|private|(^|_)key$)", re.I)
+MAX_LIMIT = 500
+
+
+def masked(value: Any, depth: int = 0) -> Any:
+    """`value` with every secret-named field masked (recursively)."""
+    if depth > 8:
+        return "…"
+    if isinstance(value, Mapping):
+        return {
+            str(k): _mask_one(v) if _SECRET_NAME.search(str(k)) else masked(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked(v, depth + 1) for v in value]
+    return value
+
+
+def _mask_one(value: Any) -> Any:
+    if value is None or value == "" or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.startswith("****"):
+        return value  # already masked upstream
+    if isinstance(value, Mapping):
+        return {str(k): _mask_one(v) for k, v in value.items()}
+    return mask(value)
+
+
+async def record(
+    tx: Tx,
+    actor: Actor,
+    action: str,
+    obj: str,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> None:
+    """Append one entry, e.g. `record(tx, actor, "channel.put", "channel:supA", before, after)`."""
+    await tx.conn.execute(
+        t.audit_log.insert().values(
+            at=tx.now,
+            actor=actor.name[:100],
+            role=str(actor.role),
+            via=str(actor.via),
+            address=(actor.address or None) and str(actor.address)[:200],
+            credential=actor.credential[:64],
+            action=action[:64],
+            object=obj[:200],
+            before=None if before is None else masked(dict(before)),
+            after=None if after is None else masked(dict(after)),
+        )
+    )
+
+
+def changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """The fields that differ, each as [before, after]."""
+    b, a = dict(before or {}), dict(after or {})
+    return {k: [b.get(k), a.get(k)] for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k)}
+
+
+async def entries(
+    tx: Tx,
+    *,
+    since: float | None = None,
+    actor: str | None = None,
+    obj: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Newest first. `obj` is an exact object (`channel:supA`) or a kind (`channel`)."""
+    a = t.audit_log
+    q = select(a).order_by(a.c.id.desc()).limit(max(1, min(limit, MAX_LIMIT)))
+    if since is not None:
+        q = q.where(a.c.at >= since)
+    if actor:
+        q = q.where(a.c.actor == actor)
+    if obj:
+        q = q.where(
+            a.c.object == obj if ":" in obj else a.c.object.like(_like_prefix(obj) + ":%", escape="\\")
+        )
+    if before_id is not None:
+        q = q.where(a.c.id < before_id)
+    return [
+        {
+            "id": int(r.id),
+            "at": r.at,
+            "actor": r.actor,
+            "role": r.role,
+            "via": r.via,
+            "address": r.address,
+            "credential": r.credential,
+            "action": r.action,
+            "object": r.object,
+            "before": r.before,
+            "after": r.after,
+            "changes": changes(r.before, r.after),
+        }
+        for r in (await tx.conn.execute(q)).all()
+    ]
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

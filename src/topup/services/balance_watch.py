@@ -1,0 +1,70 @@
+"""Periodic supplier balance checks (SPEC section 7), as durable `balance_check` jobs.
+
+Each channel whose protocol has a balance query has one job (key `balance:<code>`): it asks the
+supplier, keeps the answer (`balances.record`, which also pauses or resumes the channel) and puts itself
+back `balance_check_s` later. Saving a channel queues it (at once for a channel with a `min_balance`),
+a rejection that means the supplier account is short (`fulfilment._dispatch`) makes it due at once
+(`channel_pause.schedule_check`), and starting a `topup serve` process queues it for channels that
+have none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from topup.adapters.db.engine import Database
+from topup.domain.suppliers import SupplierProtocol
+from topup.services import balances, channel_pause, jobs
+from topup.services.catalog import ConfigCache
+from topup.services.jobs import Job
+
+
+@dataclass
+class BalanceWatch:
+    db: Database
+    cache: ConfigCache
+    suppliers: Mapping[str, SupplierProtocol]
+    callback_base: str
+
+    async def handle(self, job: Job) -> None:
+        """Check one channel's balance now, then again `balance_check_s` later; a channel that is gone
+        or whose protocol cannot say ends its job."""
+        code = str(job.payload.get("channel") or "")
+        async with self.db.transaction() as tx:
+            channel = (await self.cache.fresh(tx)).channels.get(code)
+            adapter = self.suppliers.get(channel.protocol) if channel is not None else None
+            if channel is None or adapter is None or not adapter.has_balance:
+                await jobs.finish(tx, job.id)
+                return
+        outcome = await adapter.balance(channel.access(self.callback_base))
+        async with self.db.transaction() as tx:
+            await balances.record(tx, channel, outcome)
+            # Not a failed try (jobs.defer): the job lives as long as its channel.
+            await jobs.defer(tx, job.id, tx.now + channel.balance_check_s, job.payload)
+
+    async def ensure_jobs(self) -> int:
+        """Queue a check for every channel that can be asked and has no check queued; how many."""
+        async with self.db.transaction() as tx:
+            snap = await self.cache.fresh(tx)
+            queued = 0
+            for code, ch in sorted(snap.channels.items()):
+                adapter = self.suppliers.get(ch.protocol)
+                if adapter is not None and adapter.has_balance:
+                    key = channel_pause.balance_job_key(code)
+                    at = channel_pause.first_check_at(tx.now, ch.min_balance, ch.balance_check_s)
+                    queued += await jobs.enqueue(tx, channel_pause.BALANCE_JOB, key, {"channel": code}, at)
+        return queued
+
+
+def install(c: Any) -> Any:
+    """The `balance_check` job handler, and a startup hook that queues missing checks."""
+    watch = BalanceWatch(c.db, c.cache, c.suppliers, c.settings.callback_base())
+    c.extras["balance_watch"] = watch
+    c.extras.setdefault("job_handlers", {})[channel_pause.BALANCE_JOB] = watch.handle
+
+    async def on_startup(_: Any) -> None:
+        await watch.ensure_jobs()
+
+    return on_startup

@@ -1,0 +1,257 @@
+"""Rate limits per channel across every worker process (SPEC section 7).
+
+A channel with `rate_limit_per_s` N has N rows in `channel_rate_slots`, shared by all workers through
+the database (PostgreSQL or SQLite). Each slot keeps `at`, the latest start reserved on it, and
+`started`, when the latest dispatch that used it really went out. A dispatch may use a slot only when
+the slot's previous dispatch started at least `WINDOW_S` earlier, so no 1 s holds more than N starts.
+
+The routing transaction takes its turn with `take_turn`: a turn the order already holds is used at its
+time; otherwise a slot free now is claimed in that same transaction (a rollback gives it back). With no
+free slot, `RateLimited` rolls the transaction back and `wait_turn` reserves the next start (first come,
+first served) and defers the route job to it, the reservation in its payload. As the request leaves,
+`mark_start` writes its real start into the slot: a dispatch that went out late pushes the slot's next
+one back by as much. Nothing of the order changes while it waits: no attempt exists yet,
+so no supplier clock runs, no active channel moves and nothing counts as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import func, select
+
+from topup.adapters.db import tables as t
+from topup.adapters.db.engine import Database, Tx
+from topup.clock import rfc3339
+from topup.domain.supplier_ops import WINDOW_S, next_start
+from topup.services import jobs
+
+log = structlog.get_logger("topup.rate_limits")
+
+# A waiting order's job comes back this long before its turn and sleeps the rest in the worker, so its
+# dispatch starts on time whichever worker's poll finds it.
+EARLY_S = 0.2
+_RESERVE_TRIES = 20
+
+
+class RateLimited(Exception):
+    """No dispatch slot of the channel now: the order waits its turn (the routing unit rolls back)."""
+
+    def __init__(self, channel_code: str, limit: int, held: Turn | None = None) -> None:
+        super().__init__(channel_code)
+        self.channel_code = channel_code
+        self.limit = limit
+        self.held = held
+        """The turn this order keeps (it came back too early), or None to queue anew."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A reserved start on one slot: the route job's payload keeps it while the order waits."""
+
+    channel: str
+    at: float
+    slot: int
+
+
+def held_turn(payload: dict[str, Any]) -> Turn | None:
+    channel, at, slot = payload.get("rate_channel"), payload.get("rate_at"), payload.get("rate_slot")
+    if isinstance(channel, str) and isinstance(at, int | float) and isinstance(slot, int):
+        return Turn(channel, float(at), slot)
+    return None
+
+
+async def sleep_until_turn(db: Database, payload: dict[str, Any]) -> None:
+    """Before routing a job that came back early for its turn: wait in-process until it starts."""
+    turn = held_turn(payload)
+    if turn is not None:
+        delay = turn.at - db.clock.now()
+        if 0 < delay <= EARLY_S + 0.05:
+            await asyncio.sleep(delay)
+
+
+# Slots known to exist, per database and (channel, limit): created once, read many times.
+_ensured: weakref.WeakKeyDictionary[Database, set[tuple[str, int]]] = weakref.WeakKeyDictionary()
+# The slot this task's routing transaction took, for `mark_start` (a job runs in a task of its own).
+_taken: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("rate_slot", default=None)
+
+
+async def ensure_slots(tx: Tx, code: str, limit: int) -> None:
+    """The channel's `limit` slots exist (made when the channel is saved, and before a reservation)."""
+    seen = _ensured.setdefault(tx.db, set())
+    if (code, limit) in seen:
+        return
+    await tx.executemany(
+        "INSERT INTO channel_rate_slots (channel_code, slot, at, started) VALUES ($1, $2, 0, 0)"
+        " ON CONFLICT (channel_code, slot) DO NOTHING",
+        [(code, i) for i in range(limit)],
+    )
+    tx.after_commit(lambda: seen.add((code, limit)))
+
+
+async def _oldest(tx: Tx, code: str, limit: int, lock: str) -> Any | None:
+    """The slot free soonest: the earliest of its reserved start and its last real start."""
+    sql = (
+        "SELECT slot, at, started FROM channel_rate_slots WHERE channel_code = $1 AND slot < $2"
+        " ORDER BY CASE WHEN at > started THEN at ELSE started END, slot LIMIT 1"
+    )
+    return await tx.fetchrow(sql + lock if tx.is_postgres else sql, code, limit)
+
+
+async def take_turn(tx: Tx, code: str, limit: int | None, held: Turn | None) -> None:
+    """In the routing transaction, for the channel it chose: return when the dispatch may start now,
+    else raise `RateLimited`. Call it last, just before the attempt is stored.
+
+    A turn held on a slot goes ahead once its time has come and the slot's previous dispatch started
+    a window ago. Otherwise a slot free now is claimed; on PostgreSQL one another routing transaction
+    holds is skipped, never waited for (this one already holds the order and maybe its group). Slots
+    are made when the channel is saved and by `wait_turn`, never here, for the same reason."""
+    _taken.set(None)
+    if not limit:
+        return
+    # The clock now, not the transaction's start: the routing transaction may have waited for locks.
+    now = tx.db.clock.now()
+    if held is not None and held.channel == code and held.slot < limit:
+        if now < held.at - 0.001:
+            raise RateLimited(code, limit, held)
+        row = await tx.fetchrow(
+            "UPDATE channel_rate_slots SET started = $1 WHERE channel_code = $2 AND slot = $3"
+            " AND started <= $4 RETURNING slot",
+            now,
+            code,
+            held.slot,
+            now - WINDOW_S,
+        )
+        if row is None:  # the slot's last dispatch went out late: this one waits as much longer
+            last = await tx.fetchrow(
+                "SELECT started FROM channel_rate_slots WHERE channel_code = $1 AND slot = $2",
+                code,
+                held.slot,
+            )
+            after = next_start(float(last.started), now) if last is not None else now
+            raise RateLimited(code, limit, Turn(code, after, held.slot))
+        _taken.set((code, held.slot))
+        return
+    slot = await _oldest(tx, code, limit, " FOR UPDATE SKIP LOCKED")
+    if slot is None or next_start(max(slot.at, slot.started), now) > now:
+        raise RateLimited(code, limit)
+    claimed = await tx.exec(
+        "UPDATE channel_rate_slots SET at = $1, started = $1 WHERE channel_code = $2 AND slot = $3"
+        " AND at = $4 AND started = $5",
+        now,
+        code,
+        slot.slot,
+        slot.at,
+        slot.started,
+    )
+    if claimed != 1:
+        raise RateLimited(code, limit)
+    _taken.set((code, slot.slot))
+
+
+def mark_start(db: Database, at: float) -> asyncio.Task[None] | None:
+    """As the request leaves at `at`: the slot this task's dispatch took records that start (later
+    than claimed when the commit or a busy process held it up), written beside the send so as not to
+    delay it; await the task afterwards. None when the dispatch took no slot."""
+    taken = _taken.get()
+    if taken is None:
+        return None
+    _taken.set(None)
+    return asyncio.create_task(_record_start(db, *taken, at))
+
+
+async def _record_start(db: Database, code: str, slot: int, at: float) -> None:
+    try:
+        async with db.reads() as tx:
+            await tx.exec(
+                "UPDATE channel_rate_slots SET started = $1"
+                " WHERE channel_code = $2 AND slot = $3 AND started < $1",
+                at,
+                code,
+                slot,
+            )
+    except Exception as e:  # the claim's own start stands (a little early); never fail the dispatch
+        log.warning("rate_slot_start_not_recorded", channel=code, slot=slot, error=str(e)[:200])
+
+
+async def _reserve(tx: Tx, code: str, limit: int) -> Turn:
+    """The channel's next start, taken for this order (its own transaction: it waits for a slot row
+    another transaction holds, and holds nothing else)."""
+    await ensure_slots(tx, code, limit)
+    for _ in range(_RESERVE_TRIES):
+        slot = await _oldest(tx, code, limit, " FOR UPDATE")
+        if slot is None:
+            break
+        at = next_start(max(slot.at, slot.started), tx.db.clock.now())
+        claimed = await tx.exec(
+            "UPDATE channel_rate_slots SET at = $1 WHERE channel_code = $2 AND slot = $3 AND at = $4",
+            at,
+            code,
+            slot.slot,
+            slot.at,
+        )
+        if claimed == 1:
+            return Turn(code, at, int(slot.slot))
+    raise RuntimeError(f"no rate slot of channel {code} could be reserved")
+
+
+async def wait_turn(db: Database, job: jobs.Job, order_id: str, limited: RateLimited) -> float:
+    """Queue the order for the channel's next start and put its route job back until then (not a
+    failed try); the first wait goes on the order's timeline. Returns the start."""
+    from topup.services.orders import add_event  # orders -> catalog -> this module
+
+    code = limited.channel_code
+    async with db.transaction() as tx:
+        turn = limited.held if limited.held is not None else await _reserve(tx, code, limited.limit)
+        waits = int(job.payload.get("rate_waits", 0)) + 1
+        payload = {
+            **job.payload,
+            "rate_channel": code,
+            "rate_at": turn.at,
+            "rate_slot": turn.slot,
+            "rate_waits": waits,
+        }
+        await jobs.defer(tx, job.id, max(tx.now, turn.at - EARLY_S), payload)
+        # Wake this process's worker: it then sleeps exactly until the job is due.
+        tx.jobs_enqueued = True
+        if waits == 1:
+            detail = {"channel": code, "limit_per_s": limited.limit, "turn_at": rfc3339(turn.at)}
+            await add_event(tx, order_id, None, "rate_limited", detail)
+    return turn.at
+
+
+async def waiting(tx: Tx) -> dict[str, int]:
+    """Orders waiting for their turn, per channel (route jobs holding a reservation)."""
+    j = t.jobs
+    channel = j.c.payload["rate_channel"].as_string()
+    rows = (
+        await tx.conn.execute(
+            select(channel.label("channel"), func.count().label("n"))
+            .where(j.c.kind == "route", channel.is_not(None))
+            .group_by(channel)
+        )
+    ).all()
+    return {r.channel: int(r.n) for r in rows}
+
+
+async def waiting_orders(tx: Tx, code: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The orders waiting for a turn at one channel, next first: {"order_id", "turn_at"}."""
+    j = t.jobs
+    rows = (
+        await tx.conn.execute(
+            select(j.c.payload).where(j.c.kind == "route", j.c.payload["rate_channel"].as_string() == code)
+        )
+    ).all()
+    turns: list[tuple[float, str]] = []
+    for r in rows:
+        payload = r.payload if isinstance(r.payload, dict) else orjson.loads(r.payload)
+        turn = held_turn(payload)
+        if turn is not None:
+            turns.append((turn.at, str(payload.get("order_id"))))
+    return [{"order_id": order_id, "turn_at": at} for at, order_id in sorted(turns)[:limit]]
