@@ -89,6 +89,7 @@ def _group_config(code: str, data: Mapping[str, Any], members: list[dict[str, An
                     "priority": m["priority"],
                     "weight": m["weight"],
                     "costs": dict(m.get("costs") or {}),
+                    **{k: sorted(m[k]) for k in ("carriers", "regions") if m.get(k) is not None},
                 }
                 for m in members
             ),
@@ -102,7 +103,14 @@ async def put_group(tx: Tx, actor: Actor, cache: ConfigCache, code: str, data: d
     before = None
     if old is not None:
         members = [
-            {"channel": m.channel, "priority": m.priority, "weight": m.weight, "costs": m.costs}
+            {
+                "channel": m.channel,
+                "priority": m.priority,
+                "weight": m.weight,
+                "costs": m.costs,
+                "carriers": m.carriers,
+                "regions": m.regions,
+            }
             for m in old.members
         ]
         fields = {
