@@ -61,10 +61,13 @@ async def apply(
 ) -> str | None:
     """Pause or resume the channel for a balance of `amount` (None: no balance known); returns its
     pause reason afterwards (None when it takes orders)."""
-    sql = "SELECT paused, paused_at FROM channels WHERE code = $1"
+    sql = "SELECT paused, paused_at, min_balance FROM channels WHERE code = $1"
     row = await tx.fetchrow(sql + " FOR UPDATE" if tx.is_postgres else sql, code)
     if row is None:
         return None
+    # Judge against the minimum as stored now, under the row lock: a check that read the channel
+    # before an operator changed its minimum must not pause it by the old one.
+    min_balance = None if row.min_balance is None else int(row.min_balance)
     low = low_balance(amount, min_balance)
     if low and row.paused is None:
         paused = await tx.exec(

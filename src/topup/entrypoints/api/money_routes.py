@@ -71,6 +71,10 @@ def _totals(totals: MarginLine) -> dict[str, Any]:
     return out
 
 
+# CSV downloads are documented as text/csv (the API's default would say JSON).
+CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
 @router.get("/reports/margins", dependencies=Viewer)
 async def margins_report(c: Ctr, start: OptFrom = None, end: OptTo = None, by: By = "channel") -> JSONOut:
     """Succeeded orders in [from, to) with their revenue, and the costs posted in it, by channel, product
@@ -116,7 +120,7 @@ def csv_download(body: str, filename: str) -> Response:
     )
 
 
-@router.get("/reports/margins.csv", dependencies=Viewer)
+@router.get("/reports/margins.csv", dependencies=Viewer, response_class=Response, responses=CSV)
 async def margins_report_csv(
     c: Ctr, start: OptFrom = None, end: OptTo = None, by: By = "channel"
 ) -> Response:
@@ -220,7 +224,10 @@ async def channel_statements(code: str, c: Ctr, limit: Annotated[int, Query(ge=1
 
 
 @router.get(
-    "/channels/{code}/statements/sample.csv", dependencies=Viewer, responses={404: {"model": ErrorOut}}
+    "/channels/{code}/statements/sample.csv",
+    dependencies=Viewer,
+    response_class=Response,
+    responses={**CSV, 404: {"model": ErrorOut}},
 )
 async def sample_statement(
     code: str,
@@ -253,7 +260,10 @@ async def get_statement(statement_id: str, c: Ctr) -> JSONOut:
 
 
 @router.get(
-    "/statements/{statement_id}/discrepancies.csv", dependencies=Viewer, responses={404: {"model": ErrorOut}}
+    "/statements/{statement_id}/discrepancies.csv",
+    dependencies=Viewer,
+    response_class=Response,
+    responses={**CSV, 404: {"model": ErrorOut}},
 )
 async def discrepancies_csv(statement_id: str, c: Ctr) -> Response:
     async with c.db.reads() as tx:
