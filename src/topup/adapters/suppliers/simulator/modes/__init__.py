@@ -18,8 +18,9 @@ import importlib
 import pkgutil
 from functools import cache
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import Response
 
 if TYPE_CHECKING:
@@ -60,6 +61,15 @@ async def failing_front_end(
 async def reply_delay(channel: Channel) -> None:
     """Wait `reply_latency_s + hang_s` before answering (after the order is taken)."""
     await asyncio.sleep(channel.behaviour.reply_latency_s + channel.behaviour.hang_s)
+
+
+def json_object_or_reason(body: bytes) -> dict[str, Any] | str:
+    """A request body as a JSON object, or what is wrong with it (for a 400)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "body is not JSON"
+    return payload if isinstance(payload, dict) else "body is not a JSON object"
 
 
 def gibberish() -> Response:

@@ -31,7 +31,7 @@ from fastapi import FastAPI, Request, Response
 
 from topup.adapters.suppliers.simulator.behaviour import ChannelBehaviour, Outcome
 
-from . import failing_front_end, gibberish, reply_delay
+from . import failing_front_end, gibberish, json_object_or_reason, reply_delay
 
 if TYPE_CHECKING:
     from topup.adapters.suppliers.simulator.engine import Channel, SimOrder, Simulator
@@ -79,12 +79,9 @@ def _transaction_id(order: SimOrder) -> int:
 
 def _parse_topup(body: bytes) -> dict[str, Any] | str:
     """The top-up request, or what is wrong with it."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return "body is not JSON"
-    if not isinstance(payload, dict):
-        return "body is not a JSON object"
+    payload = json_object_or_reason(body)
+    if isinstance(payload, str):
+        return payload
     operator_id, amount = payload.get("operatorId"), payload.get("amount")
     if not isinstance(operator_id, int) or isinstance(operator_id, bool):
         return "operatorId must be an integer"

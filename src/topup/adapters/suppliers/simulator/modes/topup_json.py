@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from topup.signing import SignatureError, signed_headers, verify
 
-from . import failing_front_end, gibberish, reply_delay
+from . import failing_front_end, gibberish, json_object_or_reason, reply_delay
 
 if TYPE_CHECKING:
     from topup.adapters.suppliers.simulator.engine import Channel, SimOrder, Simulator
@@ -36,12 +36,9 @@ def target_of(request: Request) -> str:
 
 def _parse_dispatch(body: bytes) -> dict[str, Any] | str:
     """The dispatch payload, or a message saying what is wrong with it."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return "body is not JSON"
-    if not isinstance(payload, dict):
-        return "body is not a JSON object"
+    payload = json_object_or_reason(body)
+    if isinstance(payload, str):
+        return payload
     ref, callback_url = payload.get("ref"), payload.get("callback_url")
     if not isinstance(ref, str) or not ref:
         return "ref is required"
