@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from topup.adapters.db.repos import Repositories
 from topup.clock import Clock
 
 
@@ -105,7 +106,7 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-class Tx:
+class Tx(Repositories):
     """One unit of work: a connection inside a transaction, plus work released after commit.
 
     Services use SQLAlchemy Core through `conn`, and for the hot path the raw helpers `exec`,

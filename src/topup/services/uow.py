@@ -1,0 +1,75 @@
+"""The unit of work: what a use case sees of one transaction.
+
+Services take a `UnitOfWork` and reach storage only through its repositories (typed methods, one per
+statement or batch of statements); they never import tables or write SQL. `topup.adapters.db.engine.Tx`
+is the SQL implementation (`Database.transaction()` yields one); `topup.adapters.db.memory` holds the
+in-memory fakes for fast tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from topup.services.ports.catalog import CatalogRepository
+from topup.services.ports.jobs import JobsRepository
+from topup.services.ports.ledger import LedgerRepository
+from topup.services.ports.merchants import MerchantsRepository
+from topup.services.ports.notifications import NotificationsRepository
+from topup.services.ports.operators import OperatorsRepository
+from topup.services.ports.orders import OrdersRepository
+from topup.services.ports.payments import PaymentsRepository
+from topup.services.ports.supplier_ops import SupplierOpsRepository
+
+
+class UnitOfWork(Protocol):
+    """One transaction: commit on success, roll back on error (the caller's `async with` decides)."""
+
+    @property
+    def now(self) -> float:
+        """The transaction's clock reading (epoch seconds), the same for every statement in it."""
+        ...
+
+    def after_commit(self, fn: Callable[[], Any]) -> None:
+        """Run `fn` once the transaction committed (dropped on rollback)."""
+        ...
+
+    def before_commit(self, fn: Callable[[], Awaitable[Any]], last: bool = False) -> None:
+        """Run `fn` as the transaction's last statements; an exception from it rolls everything back."""
+        ...
+
+    @property
+    def orders(self) -> OrdersRepository: ...
+
+    @property
+    def jobs(self) -> JobsRepository: ...
+
+    @property
+    def catalog(self) -> CatalogRepository: ...
+
+    @property
+    def merchants(self) -> MerchantsRepository: ...
+
+    @property
+    def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def payments(self) -> PaymentsRepository: ...
+
+    @property
+    def notifications(self) -> NotificationsRepository: ...
+
+    @property
+    def supplier_ops(self) -> SupplierOpsRepository: ...
+
+    @property
+    def operators(self) -> OperatorsRepository: ...
+
+
+class Transactions(Protocol):
+    """Where units of work come from (`topup.adapters.db.engine.Database`, or the in-memory fake)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A new unit of work: committed when the block ends, rolled back if it raises."""
+        ...
