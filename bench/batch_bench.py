@@ -51,7 +51,7 @@ def run(database_url: str, rows: int) -> dict[str, float]:
     port = _port()
     settings = Settings(database_url=database_url, admin_token=ADMIN, port=port, run_worker=False)
     c = bootstrap.build(settings)
-    app = create_app(c, on_startup=bootstrap.install_plugins(c))
+    app = create_app(c, worker=False)
     server = BackgroundServer(app, "127.0.0.1", port).start(timeout_s=30)
     try:
         admin = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=120)

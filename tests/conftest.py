@@ -6,16 +6,15 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.support import databases
 from tests.support.platform import (
-    ADMIN_TOKEN,
     Platform,
     create_pg_database,
     drop_pg_database,
-    free_port,
     pg_available,
+    start_platform,
 )
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -32,8 +31,37 @@ def require_pg() -> None:
         pytest.skip("PostgreSQL is not reachable")
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return databases.migrated_sqlite(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
+def _pg_template() -> Iterator[str]:
+    require_pg()
+    name = databases.migrated_pg()
+    try:
+        yield name
+    finally:
+        databases.drop_pg(name)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A database of its own for the test, already at the latest revision (copied from a template)."""
+    if request.param == "sqlite":
+        yield databases.sqlite_copy(request.getfixturevalue("_sqlite_template"), tmp_path)
+        return
+    name, url = databases.pg_copy(request.getfixturevalue("_pg_template"))
+    try:
+        yield url
+    finally:
+        databases.drop_pg(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A new, empty database (no schema): for the tests of the migrations themselves."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/topup.db"
         return
@@ -53,36 +81,6 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(name)
-
-
-def start_platform(
-    database_url: str, ws: str = "websockets-sansio", **overrides: Any
-) -> tuple[Any, Platform]:
-    from topup import bootstrap
-    from topup.adapters.suppliers.simulator import BackgroundServer
-    from topup.config import Settings
-    from topup.entrypoints.api.app import create_app
-    from topup.entrypoints.worker import start_worker
-
-    port = free_port()
-    settings = Settings(
-        database_url=database_url,
-        admin_token=ADMIN_TOKEN,
-        host="127.0.0.1",
-        port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        worker_poll_s=0.05,
-        allow_private_notify_urls=True,
-        **{"db_pool_size": 4, **overrides},
-    )
-    container = bootstrap.build(settings)
-    hooks = bootstrap.install_plugins(container)
-    app = create_app(container, on_startup=[start_worker, *hooks] if settings.run_worker else hooks)
-    server = BackgroundServer(app, "127.0.0.1", port, ws=ws).start(timeout_s=30)
-    admin = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30.0, trust_env=False
-    )
-    return server, Platform(server.url, database_url, admin, container)
 
 
 @pytest.fixture

@@ -1,4 +1,10 @@
-"""The one place that wires settings -> engine -> adapters -> services."""
+"""The one place that wires settings -> engine -> adapters -> services.
+
+`build(settings, **overrides)` returns a `Container` with every dependency a named, typed field; any
+of them can be passed in instead (tests pass a fake clock, supplier or webhook sender). The CLI and
+the tests both call it, then `topup.entrypoints.api.app.create_app(container)` (which adds the web
+process's own parts: routers, event hub, sessions, metrics) or `topup.entrypoints.worker`.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +19,20 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 
 from topup.adapters.db.engine import Database, migrate
+from topup.adapters.notify.webhook import HttpWebhookSender, WebhookSender
 from topup.adapters.suppliers.registry import Suppliers, build_suppliers
 from topup.clock import Clock
 from topup.config import Settings
 from topup.domain.suppliers import SupplierProtocol
 from topup.keys import CredentialBox
+from topup.services import batches
+from topup.services.balance_watch import BalanceWatch
 from topup.services.catalog import ConfigCache
 from topup.services.dispatch_slots import ChannelSlots
 from topup.services.fulfilment import Fulfilment
+from topup.services.jobs import JobHandlers
+from topup.services.notifications import Notifier
+from topup.services.payments import Payments, sandbox_secret
 
 
 @dataclass
@@ -48,16 +60,25 @@ class MerchantSecrets:
 
 @dataclass
 class Container:
+    """Everything a platform process uses, built once by `build`."""
+
     settings: Settings
     clock: Clock
     db: Database
-    cache: ConfigCache
     http: httpx.AsyncClient
+    """The shared client: supplier protocols, webhooks to public addresses, the sandbox gateway."""
     suppliers: Suppliers
     box: CredentialBox
-    fulfilment: Fulfilment
+    cache: ConfigCache
     merchants: MerchantSecrets
-    extras: dict[str, Any] = field(default_factory=dict)
+    fulfilment: Fulfilment
+    webhook_sender: WebhookSender
+    notifier: Notifier
+    payments: Payments
+    balance_watch: BalanceWatch
+    job_handlers: JobHandlers
+    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+    """The clients `build` made (closed by `close`); a client passed in stays the caller's."""
 
     async def start(self) -> None:
         """Migrate, waiting up to `startup_wait_s` for a database that is still coming up."""
@@ -75,60 +96,96 @@ class Container:
                 delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
-        await self.http.aclose()
-        for client in self.extras.get("http_clients", []):
+        for client in self.http_clients:
             await client.aclose()
         await self.db.dispose()
 
 
 def build(
     settings: Settings | None = None,
-    clock: Clock | None = None,
     *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+    http: httpx.AsyncClient | None = None,
     suppliers: Mapping[str, SupplierProtocol] | None = None,
+    webhook_sender: WebhookSender | None = None,
+    notifier: Notifier | None = None,
+    payments: Payments | None = None,
+    fulfilment: Fulfilment | None = None,
 ) -> Container:
-    """Wire everything; `suppliers` replaces the adapters of some protocols (tests pass fakes)."""
+    """Wire everything; a keyword argument replaces that part (`suppliers`: the adapters of some
+    protocols, the others stay the built-in ones)."""
     settings = settings or Settings()
     clock = clock or Clock()
-    db = Database(
+    owned: list[httpx.AsyncClient] = []
+    db = database or Database(
         settings.database_url, clock, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    http = httpx.AsyncClient(limits=limits, timeout=30.0, trust_env=False)
+    if http is None:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+        http = httpx.AsyncClient(limits=limits, timeout=30.0, trust_env=False)
+        owned.append(http)
     registry = build_suppliers(http, clock.now, suppliers)
     box = CredentialBox(settings.secret_key, settings.old_secret_key_list())
     cache = ConfigCache(box=box, suppliers=registry)
-    fulfilment = Fulfilment(
+    callback_base = settings.callback_base()
+    if fulfilment is None:
+        slots = ChannelSlots(settings.worker_channel_concurrency, settings.worker_channel_slow_s)
+        fulfilment = Fulfilment(
+            db=db, cache=cache, suppliers=registry, callback_base=callback_base, slots=slots
+        )
+    if webhook_sender is None:
+        # Pinned sends (per-order notify URLs) keep no idle connections: see HttpWebhookSender.
+        pinned = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0), trust_env=False)
+        owned.append(pinned)
+        allow_private = settings.allow_private_notify_urls
+        webhook_sender = HttpWebhookSender(
+            http, now=clock.now, allow_private=allow_private, pinned_http=pinned
+        )
+    notifier = notifier or Notifier(db, webhook_sender, retry_scale=settings.notify_retry_scale)
+    payments = payments or Payments(
         db=db,
-        cache=cache,
-        suppliers=registry,
-        callback_base=settings.callback_base(),
-        slots=ChannelSlots(settings.worker_channel_concurrency, settings.worker_channel_slow_s),
+        http=http,
+        public_base=callback_base,
+        secret=sandbox_secret(settings.secret_key, settings.sandbox_secret),
+        ttl_s=settings.sandbox_payment_ttl_s,
+        now=clock.now,
     )
-    return Container(settings, clock, db, cache, http, registry, box, fulfilment, MerchantSecrets())
+    _connect_batches(fulfilment, payments)
+    balance_watch = BalanceWatch(db, cache, registry, callback_base)
+    handlers = JobHandlers(
+        route=fulfilment.handle_route,
+        deadline=fulfilment.handle_deadline,
+        notify=notifier.handle,
+        balance_check=balance_watch.handle,
+        payment_expire=payments.handle_expire_job,
+        sandbox_notify=payments.handle_gateway_notify_job,
+    )
+    return Container(
+        settings=settings,
+        clock=clock,
+        db=db,
+        http=http,
+        suppliers=registry,
+        box=box,
+        cache=cache,
+        merchants=MerchantSecrets(),
+        fulfilment=fulfilment,
+        webhook_sender=webhook_sender,
+        notifier=notifier,
+        payments=payments,
+        balance_watch=balance_watch,
+        job_handlers=handlers,
+        http_clients=owned,
+    )
 
 
-def install_plugins(c: Container) -> list[Any]:
-    """Let feature modules (notifications, streams, batches, console) register routes, jobs and hooks.
-
-    Each feature module exposes `install(container) -> startup hook | None`.
-    """
-    import importlib
-
-    hooks: list[Any] = []
-    for name in PLUGINS:
-        hook = importlib.import_module(name).install(c)
-        if hook is not None:
-            hooks.append(hook)
-    return hooks
-
-
-PLUGINS = [
-    "topup.services.notifications",
-    "topup.entrypoints.stream",
-    "topup.services.batches",
-    "topup.services.balance_watch",
-    "topup.entrypoints.web",
-    "topup.entrypoints.console",
-    "topup.entrypoints.metrics",
-]
+def _connect_batches(fulfilment: Fulfilment, payments: Payments) -> None:
+    """A batch follows its payment (settled) and its orders (final); a cancelled order's final hooks
+    run when payments cancels it, all but the batch's own (payments updates the batch itself)."""
+    payments.on_settled.append(batches.on_payment_settled)
+    if batches.on_order_final not in fulfilment.final_hooks:
+        fulfilment.final_hooks.append(batches.on_order_final)
+    payments.order_final_hooks = lambda: [
+        h for h in fulfilment.final_hooks if h is not batches.on_order_final
+    ]

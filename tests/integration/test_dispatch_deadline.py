@@ -20,6 +20,7 @@ from topup.adapters.db.engine import Database
 from topup.adapters.suppliers.fake import FakeSupplier
 from topup.clock import Clock
 from topup.domain.suppliers import QueryOutcome
+from topup.services import jobs
 from topup.services.catalog import ConfigCache
 from topup.services.fulfilment import DISPATCH_GRACE_S, Fulfilment
 from topup.services.jobs import Job
@@ -68,8 +69,9 @@ def test_deadline_counts_from_the_dispatch_reply(platform: Platform, sim: Any) -
             suppliers = {"topup-json": fake}
             f = Fulfilment(db=db, cache=ConfigCache(), suppliers=suppliers, callback_base="http://unused")
 
-            def as_job(row: Any) -> Job:
-                return Job(int(row.id), row.kind, row.key, {"ref": ref}, int(row.tries))
+            def as_job(row: Any) -> Job[jobs.DeadlinePayload]:
+                payload = jobs.DeadlinePayload(ref)
+                return Job(int(row.id), jobs.JobKind.DEADLINE, row.key, payload, int(row.tries))
 
             # 2. A deadline job that runs before the attempt's deadline (the reply moved the deadline
             # while the job was claimed) goes back to sleep until then: no query.

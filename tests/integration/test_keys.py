@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from tests.integration.test_console import ConsoleClient, run_db
-from tests.support.platform import Platform, free_port, setup_airtime, wait_until
+from tests.support.platform import Platform, free_port, setup_airtime, start_platform, wait_until
 from typer.testing import CliRunner
 
 from topup.adapters.db import tables as t
@@ -33,35 +33,11 @@ ACCOUNT = "13800138000"
 @contextlib.contextmanager
 def running(database_url: str, admin_token: str, **settings: Any) -> Iterator[Platform]:
     """A platform on loopback with these settings (the conftest fixture fixes the admin token)."""
-    from topup import bootstrap
-    from topup.adapters.suppliers.simulator import BackgroundServer
-    from topup.config import Settings
-    from topup.entrypoints.api.app import create_app
-    from topup.entrypoints.worker import start_worker
-
-    port = free_port()
-    s = Settings(
-        database_url=database_url,
-        admin_token=admin_token,
-        host="127.0.0.1",
-        port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        worker_poll_s=0.05,
-        allow_private_notify_urls=True,
-        db_pool_size=4,
-        **settings,
-    )
-    container = bootstrap.build(s)
-    hooks = bootstrap.install_plugins(container)
-    server = BackgroundServer(create_app(container, on_startup=[start_worker, *hooks]), "127.0.0.1", port)
-    server.start(timeout_s=30)
-    admin = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30.0, trust_env=False
-    )
+    server, platform = start_platform(database_url, admin_token=admin_token, **settings)
     try:
-        yield Platform(server.url, database_url, admin, container)
+        yield platform
     finally:
-        admin.close()
+        platform.admin.close()
         server.stop()
 
 

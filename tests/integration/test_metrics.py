@@ -31,7 +31,7 @@ def test_metrics_after_a_failover(platform: Platform, sim: Any) -> None:
     assert platform.wait_order(second)["status"] == "succeeded"
     m.close()
     # Scrapes within a second share one answer; this test wants a fresh one every time.
-    platform.container.extras["metrics_collector"].min_interval_s = 0
+    platform.site.metrics.collector.min_interval_s = 0
     got = scrape(platform)
     assert got[("topup_orders", (("business_type", "mobile_airtime"), ("status", "succeeded")))] == 2
     assert got[("topup_attempts_total", (("channel", "supA"), ("status", "failed")))] == 1
@@ -101,12 +101,10 @@ def test_health_and_readiness(platform: Platform) -> None:
 async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
     from topup import bootstrap
     from topup.config import Settings
-    from topup.entrypoints import metrics
     from topup.entrypoints.api.app import create_app
 
     # Nothing listens on port 1; the app is driven without its lifespan, so nothing migrates first.
     c = bootstrap.build(Settings(database_url="postgresql://nobody@127.0.0.1:1/none", admin_token="x" * 20))
-    metrics.install(c)
     app = create_app(c)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         assert (await client.get("/healthz")).status_code == 200
@@ -118,14 +116,13 @@ async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
 def test_each_app_has_its_own_registry(platform: Platform) -> None:
     from prometheus_client import REGISTRY
 
-    assert platform.container.extras["metrics_registry"] is not REGISTRY
+    assert platform.site.metrics.registry is not REGISTRY
     assert "topup_orders" not in {m.name for m in REGISTRY.collect()}
 
 
 async def test_metrics_token_guards_the_scrape_when_set() -> None:
     from topup import bootstrap
     from topup.config import Settings
-    from topup.entrypoints import metrics
     from topup.entrypoints.api.app import create_app
 
     # Checked before any query: an unreachable database shows the refusals touch nothing.
@@ -133,7 +130,6 @@ async def test_metrics_token_guards_the_scrape_when_set() -> None:
         database_url="postgresql://nobody@127.0.0.1:1/none", admin_token="a" * 20, metrics_token="m" * 24
     )
     c = bootstrap.build(settings)
-    metrics.install(c)
     app = create_app(c)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         missing = await client.get("/metrics")

@@ -12,9 +12,9 @@ from topup.adapters.db.tables import metadata
 from topup.clock import Clock
 
 
-def test_migrations_match_the_tables(database_url: str) -> None:
+def test_migrations_match_the_tables(empty_database_url: str) -> None:
     async def run() -> list:
-        db = Database(database_url, Clock())
+        db = Database(empty_database_url, Clock())
         try:
             await migrate(db)
             await migrate(db)  # running again on start is a no-op

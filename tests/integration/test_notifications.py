@@ -239,7 +239,7 @@ def test_a_dead_merchant_endpoint_does_not_delay_another_merchant(
 ) -> None:
     # Few worker slots, so a dead endpoint holding them all would starve everyone else.
     p = launch(notify_retry_scale=0.01, worker_concurrency=6)
-    p.container.extras["notifier"].sender.timeout_s = 3.0
+    p.container.notifier.sender.timeout_s = 3.0
     setup_airtime(p, sim, {"supA": {}})
     dead = p.merchant("m1", secret=SECRETS["m1"], notify_url=receiver.url("/dead"))
     live = p.merchant("m2", secret=SECRETS["m2"], notify_url=receiver.url("/live"))
@@ -260,7 +260,7 @@ def test_per_order_urls_on_private_addresses_are_refused_unless_allowed(
     launch: Callable[..., Platform], sim: Any, receiver: Receiver
 ) -> None:
     p = launch(notify_retry_scale=0.01)
-    p.container.extras["notifier"].sender.allow_private = False
+    p.container.notifier.sender.allow_private = False
     setup_airtime(p, sim, {"supA": {}})
     # The merchant's default URL is set by an operator and trusted; a per-order URL comes from a request.
     m = p.merchant("m1", secret=SECRETS["m1"], notify_url=receiver.url("/operator-set"))

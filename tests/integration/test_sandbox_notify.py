@@ -20,7 +20,6 @@ from topup.clock import Clock
 from topup.services import jobs
 from topup.services.jobs import Job
 from topup.services.payments import (
-    GATEWAY_NOTIFY_JOB,
     NOTIFY_MAX_TRIES,
     NOTIFY_MAX_TRIES_4XX,
     Payments,
@@ -35,15 +34,15 @@ def _run(platform: Platform, responder: Responder, tries: int) -> tuple[str, boo
     async def scenario() -> tuple[str, bool]:
         db = Database(platform.database_url, Clock(), pool_size=1)
         http = httpx.AsyncClient(transport=httpx.MockTransport(responder))
-        key = f"{GATEWAY_NOTIFY_JOB}:pay_test_{tries}_{id(responder)}"
-        payload = {"payment_id": "pay_test", "status": "paid", "amount": 100}
+        key = f"sandbox_notify:pay_test_{tries}_{id(responder)}"
+        payload = jobs.SandboxNotifyPayload("pay_test", "paid", 100)
         try:
             async with db.transaction() as tx:
                 # Due in an hour: the platform's own worker leaves it alone.
-                await jobs.enqueue(tx, GATEWAY_NOTIFY_JOB, key, payload, tx.now + 3600)
+                await jobs.enqueue(tx, payload, tx.now + 3600, key=key)
                 row = await tx.fetchrow("SELECT id FROM jobs WHERE key = $1", key)
             payments = Payments(db, http, "http://gateway.invalid", "s3cret", 900.0, Clock().now)
-            job = Job(row.id, GATEWAY_NOTIFY_JOB, key, payload, tries)
+            job = Job(row.id, jobs.JobKind.SANDBOX_NOTIFY, key, payload, tries)
             try:
                 await payments.handle_gateway_notify_job(job)
                 outcome = "returned"

@@ -283,7 +283,7 @@ def test_a_slow_reader_falls_behind_without_growing_server_memory(ws_platform: P
         assert s.recv() == {"type": "auth.ok"}
         # Events appear while the client reads nothing.
         asyncio.run(insert_events(ws_platform.database_url, "m1", total))
-        hub = ws_platform.container.extras["event_hub"]
+        hub = ws_platform.site.event_hub
 
         def connection() -> Any:
             subs = hub.subscribers.get("m1")

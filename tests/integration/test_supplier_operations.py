@@ -44,7 +44,7 @@ def exceptions(platform: Platform, kind: str) -> list[dict[str, Any]]:
 
 
 def scrape(platform: Platform) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    platform.container.extras["metrics_collector"].min_interval_s = 0
+    platform.site.metrics.collector.min_interval_s = 0
     r = httpx.get(f"{platform.url}/metrics", trust_env=False)
     assert r.status_code == 200
     return {

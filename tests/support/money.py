@@ -19,6 +19,7 @@ from topup.config import Settings
 from topup.domain.orders import AttemptStatus
 from topup.domain.suppliers import CallbackData, DispatchOutcome
 from topup.entrypoints.api.app import create_app
+from topup.services import jobs
 from topup.services.jobs import Job
 from topup.signing import MERCHANT_HEADER, signed_headers
 
@@ -43,9 +44,8 @@ class Money:
             db_pool_size=2,
             public_url="http://platform.test",
         )
-        self.c = bootstrap.build(settings, self.clock, suppliers={"topup-json": self.fake})
-        bootstrap.install_plugins(self.c)
-        self.app = create_app(self.c)
+        self.c = bootstrap.build(settings, clock=self.clock, suppliers={"topup-json": self.fake})
+        self.app = create_app(self.c, worker=False)
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://platform.test"
         )
@@ -146,8 +146,11 @@ class Money:
             if not rows:
                 return
             for r in rows:
-                payload = orjson.loads(r.payload) if isinstance(r.payload, str | bytes) else r.payload
-                await self.c.fulfilment.handle_route(Job(int(r.id), r.kind, r.key, payload, int(r.tries)))
+                raw = orjson.loads(r.payload) if isinstance(r.payload, str | bytes) else r.payload
+                payload = jobs.from_json(jobs.RoutePayload, raw)
+                await self.c.fulfilment.handle_route(
+                    Job(int(r.id), jobs.JobKind.ROUTE, r.key, payload, int(r.tries))
+                )
         raise AssertionError("route jobs keep coming")
 
     # ---- scripting the supplier -------------------------------------------------------------------------
@@ -159,7 +162,8 @@ class Money:
     async def abandon(self, ref: str) -> None:
         """What a deadline does to a silent attempt: abandon it (the order moves on)."""
         async with self.c.db.transaction() as tx:
-            attempt = await tx.fetchrow("SELECT * FROM attempts WHERE ref = $1", ref)
+            attempt = await tx.orders.attempt(ref)
+            assert attempt is not None
             await self.c.fulfilment.fail_attempt(tx, attempt, "timeout: no callback", AttemptStatus.ABANDONED)
         await self.run_routes()
 

@@ -9,12 +9,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
 from topup.signing import signed_headers
+
+if TYPE_CHECKING:
+    from topup.adapters.suppliers.simulator import BackgroundServer
+    from topup.bootstrap import Container
+    from topup.entrypoints.site import Site
 
 PG_ADMIN_DSN = os.environ.get("TOPUP_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -118,7 +123,10 @@ class Platform:
     url: str
     database_url: str
     admin: httpx.Client
-    container: Any = None
+    container: Container | None = None
+    """The in-process platform's container (None for a platform in another process)."""
+    site: Site | None = None
+    """Its app's own parts: event hub, sessions, metrics."""
 
     def merchant(
         self,
@@ -220,6 +228,42 @@ class Platform:
             if time.monotonic() > deadline:
                 raise AssertionError(f"order {order_id} still {o['status']} after {timeout_s}s: {o}")
             time.sleep(0.05)
+
+
+def start_platform(
+    database_url: str, ws: str = "websockets-sansio", **overrides: Any
+) -> tuple[BackgroundServer, Platform]:
+    """The platform in this process, on loopback: `bootstrap.build` and `create_app`, as `topup serve`
+    runs them, with test settings (`overrides` replace any of them)."""
+    from topup import bootstrap
+    from topup.adapters.suppliers.simulator import BackgroundServer
+    from topup.config import Settings
+    from topup.entrypoints.api.app import create_app
+
+    port = free_port()
+    settings = Settings(
+        **{
+            "database_url": database_url,
+            "admin_token": ADMIN_TOKEN,
+            "host": "127.0.0.1",
+            "port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "worker_poll_s": 0.05,
+            "allow_private_notify_urls": True,
+            "db_pool_size": 4,
+            **overrides,
+        }
+    )
+    container = bootstrap.build(settings)
+    app = create_app(container)
+    server = BackgroundServer(app, "127.0.0.1", port, ws=ws).start(timeout_s=30)
+    admin = httpx.Client(
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {settings.admin_token}"},
+        timeout=30.0,
+        trust_env=False,
+    )
+    return server, Platform(server.url, database_url, admin, container, app.state.site)
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Database, migrate
+from topup.adapters.db.repos import jobs as job_queue
 from topup.adapters.notify.webhook import FakeWebhookSender
 from topup.clock import FakeClock
 from topup.domain.notifications import GIVE_UP_AFTER_S
@@ -51,15 +52,15 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
                 created_at=now,
             )
         )
-        await jobs.enqueue(tx, "notify", "notify:evt_1", {"event_id": "evt_1"})
+        await jobs.enqueue(tx, jobs.NotifyPayload("evt_1"))
     yield database
     await database.dispose()
 
 
 async def run_due(db: Database, notifier: Notifier) -> int:
-    claimed = await jobs.claim_due(db, 10, 60)
+    claimed = await job_queue.claim_due(db, 10, 60)
     for job in claimed:
-        await notifier.handle(job)
+        await notifier.handle(jobs.decode(job))
     return len(claimed)
 
 

@@ -7,13 +7,16 @@ import json
 import os
 import signal
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 import typer
 import uvicorn
 
 from topup.config import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(
     help="Topup Gateway: prepaid top-up orders with supplier routing and failover.", no_args_is_help=True
@@ -38,16 +41,13 @@ def _refuse_weak_secrets(refusal: str | None) -> None:
         raise typer.Exit(2)
 
 
-def build_app(settings: Settings, with_worker: bool = True):  # type: ignore[no-untyped-def]
+def build_app(settings: Settings, with_worker: bool = True) -> FastAPI:
+    """The app `serve` runs: the worker too unless `with_worker` is False or `run_worker` is off."""
     from topup import bootstrap, logs
     from topup.entrypoints.api.app import create_app
-    from topup.entrypoints.worker import start_worker
 
     logs.configure(settings)
-    container = bootstrap.build(settings)
-    plugins = bootstrap.install_plugins(container)
-    hooks = [start_worker] if with_worker and settings.run_worker else []
-    return create_app(container, on_startup=hooks + plugins)
+    return create_app(bootstrap.build(settings), worker=None if with_worker else False)
 
 
 @app.command()
@@ -77,7 +77,7 @@ def serve(
 def worker() -> None:
     """Run only the background worker (several can share one PostgreSQL database)."""
     from topup import bootstrap, logs, safety
-    from topup.entrypoints.worker import Worker, default_handlers
+    from topup.entrypoints.worker import start_background
 
     settings = _settings()
     _refuse_weak_secrets(safety.worker_refusal(settings))
@@ -85,9 +85,9 @@ def worker() -> None:
 
     async def main() -> None:
         c = bootstrap.build(settings)
-        bootstrap.install_plugins(c)
         await c.start()
-        w = await Worker(c, default_handlers(c)).start()
+        w = await start_background(c, worker=True)
+        assert w is not None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

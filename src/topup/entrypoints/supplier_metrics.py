@@ -8,13 +8,8 @@ from __future__ import annotations
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from topup.adapters.db.engine import Tx
+from topup.adapters.db.queries import metrics as q
 from topup.services import rate_limits
-
-_LAST_BALANCES = (
-    "SELECT b.channel_code, b.amount, b.currency, b.checked_at FROM channel_balances b"
-    " JOIN (SELECT channel_code, max(id) AS id FROM channel_balances WHERE ok GROUP BY channel_code) last"
-    " ON b.id = last.id"
-)
 
 
 async def supplier_metrics(tx: Tx, now: float) -> list[Metric]:
@@ -28,9 +23,9 @@ async def supplier_metrics(tx: Tx, now: float) -> list[Metric]:
         "Seconds since the channel's last successful balance check.",
         labels=["channel"],
     )
-    for r in await tx.fetch(_LAST_BALANCES):
-        balance.add_metric([r.channel_code, r.currency or ""], int(r.amount))
-        age.add_metric([r.channel_code], max(0.0, now - float(r.checked_at)))
+    for r in await q.last_balances(tx):
+        balance.add_metric([r.channel_code, r.currency or ""], r.amount)
+        age.add_metric([r.channel_code], max(0.0, now - r.checked_at))
     minimum = GaugeMetricFamily(
         "topup_channel_min_balance", "The balance below which the channel pauses itself.", labels=["channel"]
     )
@@ -44,12 +39,12 @@ async def supplier_metrics(tx: Tx, now: float) -> list[Metric]:
         "Dispatches the channel may start in any 1 s (channels with a rate limit).",
         labels=["channel"],
     )
-    for r in await tx.fetch("SELECT code, min_balance, paused, rate_limit_per_s FROM channels ORDER BY code"):
-        if r.min_balance is not None:
-            minimum.add_metric([r.code], int(r.min_balance))
-        paused.add_metric([r.code, r.paused or ""], 1 if r.paused else 0)
-        if r.rate_limit_per_s:
-            limit.add_metric([r.code], int(r.rate_limit_per_s))
+    for ch in await q.channel_operations(tx):
+        if ch.min_balance is not None:
+            minimum.add_metric([ch.code], ch.min_balance)
+        paused.add_metric([ch.code, ch.paused or ""], 1 if ch.paused else 0)
+        if ch.rate_limit_per_s:
+            limit.add_metric([ch.code], int(ch.rate_limit_per_s))
     waiting = GaugeMetricFamily(
         "topup_rate_limit_waiting",
         "Orders waiting for their turn at a rate-limited channel (not failures; no supplier clock runs).",

@@ -10,21 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
 from topup import logs
+from topup.adapters.db.engine import Database
+from topup.adapters.db.repos import jobs as job_queue
 from topup.bootstrap import Container
+from topup.clock import Clock
+from topup.config import Settings
 from topup.domain.orders import parse_ref
 from topup.services import jobs
-from topup.services.jobs import Job
+from topup.services.jobs import JobHandlers, JobKind
+from topup.services.ports.jobs import StoredJob
 
 log = structlog.get_logger()
-
-Handler = Callable[[Job], Awaitable[None]]
-ROUTE = "route"
 
 
 def retry_delay(tries: int) -> float:
@@ -33,14 +34,15 @@ def retry_delay(tries: int) -> float:
 
 
 class Worker:
-    def __init__(self, c: Container, handlers: dict[str, Handler]) -> None:
-        self.c = c
+    def __init__(self, settings: Settings, db: Database, clock: Clock, handlers: JobHandlers) -> None:
+        self.db = db
+        self.clock = clock
         self.handlers = handlers
-        self.concurrency = c.settings.worker_concurrency
-        self.dispatch_concurrency = max(1, min(c.settings.worker_dispatch_concurrency, self.concurrency))
+        self.concurrency = settings.worker_concurrency
+        self.dispatch_concurrency = max(1, min(settings.worker_dispatch_concurrency, self.concurrency))
         self.routes_running = 0
-        self.poll_s = c.settings.worker_poll_s
-        self.lease_s = c.settings.job_lease_s
+        self.poll_s = settings.worker_poll_s
+        self.lease_s = settings.job_lease_s
         self.wake = asyncio.Event()
         self.running: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -54,8 +56,8 @@ class Worker:
         self.wake.set()
 
     async def start(self) -> Worker:
-        self.c.db.on_jobs.append(self.poke)
-        if self.c.db.is_postgres:
+        self.db.on_jobs.append(self.poke)
+        if self.db.is_postgres:
             await self._listen()
         self._main = asyncio.create_task(self._loop(), name="topup-worker")
         return self
@@ -64,7 +66,7 @@ class Worker:
         """LISTEN for new work from other processes (best effort; polling covers gaps)."""
         import asyncpg
 
-        dsn = self.c.db.url.replace("postgresql+asyncpg", "postgresql")
+        dsn = self.db.url.replace("postgresql+asyncpg", "postgresql")
         self._listen_tried = time.monotonic()
         with contextlib.suppress(Exception):
             conn = await asyncpg.connect(dsn, timeout=5)
@@ -73,7 +75,7 @@ class Worker:
 
     async def _ensure_listening(self) -> None:
         """Reopen the LISTEN connection after the database dropped it (a restart), at most once a second."""
-        if not self.c.db.is_postgres or (self._listener is not None and not self._listener.is_closed()):
+        if not self.db.is_postgres or (self._listener is not None and not self._listener.is_closed()):
             return
         if time.monotonic() - self._listen_tried >= 1.0:
             self._listener = None
@@ -94,7 +96,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self._listener.close()
         with contextlib.suppress(ValueError):
-            self.c.db.on_jobs.remove(self.poke)
+            self.db.on_jobs.remove(self.poke)
 
     async def _loop(self) -> None:
         while not self._stop.is_set():
@@ -110,7 +112,7 @@ class Worker:
                 continue
             delay = self.poll_s
             if nxt is not None:
-                delay = max(0.0, min(delay, nxt - self.c.clock.now()))
+                delay = max(0.0, min(delay, nxt - self.clock.now()))
             if delay > 0:
                 await self._sleep(delay)
 
@@ -133,9 +135,9 @@ class Worker:
         route_free = self.dispatch_concurrency - self.routes_running
         skip = route_free <= 0
         limit = min(free, 100) if skip else min(free, route_free, 100)
-        batch, nxt = await jobs.claim_due_and_next(self.c.db, limit, self.lease_s, skip_routes=skip)
+        batch, nxt = await job_queue.claim_due_and_next(self.db, limit, self.lease_s, skip_routes=skip)
         for job in batch:
-            if job.kind == ROUTE:
+            if job.kind == JobKind.ROUTE:
                 self.routes_running += 1
             task = asyncio.create_task(self._run(job))
             self.running.add(task)
@@ -155,28 +157,27 @@ class Worker:
             self._full = False
             self.wake.set()
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: StoredJob) -> None:
         try:
             await self._handle(job)
         finally:
-            if job.kind == ROUTE:
+            if job.kind == JobKind.ROUTE:
                 self.routes_running -= 1
 
-    async def _handle(self, job: Job) -> None:
-        handler = self.handlers.get(job.kind)
+    async def _handle(self, job: StoredJob) -> None:
         try:
-            if handler is None:
-                raise RuntimeError(f"no handler for job kind {job.kind}")
+            typed = jobs.decode(job)
+            handler = self.handlers.for_kind(typed.kind)
             order_id = job.payload.get("order_id") or _order_of_ref(job.payload.get("ref"))
             with logs.order_context(order_id, job_kind=job.kind, job_key=job.key):
-                await handler(job)
+                await handler(typed)
             self.jobs_done += 1
         except asyncio.CancelledError:
             raise
         except Exception as e:
             log.warning("job_failed", kind=job.kind, key=job.key, tries=job.tries, error=str(e)[:300])
             with contextlib.suppress(Exception):
-                async with self.c.db.transaction() as tx:
+                async with self.db.transaction() as tx:
                     await jobs.reschedule(tx, job.id, tx.now + retry_delay(job.tries), repr(e))
 
 
@@ -185,14 +186,14 @@ def _order_of_ref(ref: Any) -> str | None:
     return parsed[0] if parsed else None
 
 
-def default_handlers(c: Container) -> dict[str, Handler]:
-    handlers: dict[str, Handler] = {
-        "route": c.fulfilment.handle_route,
-        "deadline": c.fulfilment.handle_deadline,
-    }
-    handlers.update(c.extras.get("job_handlers", {}))
-    return handlers
-
-
 async def start_worker(c: Container) -> Worker:
-    return await Worker(c, default_handlers(c)).start()
+    return await Worker(c.settings, c.db, c.clock, c.job_handlers).start()
+
+
+async def start_background(c: Container, *, worker: bool = True) -> Worker | None:
+    """What every platform process (`topup serve`, `topup worker`) starts once the database is
+    migrated: the job worker (unless `worker` is False) and a balance check for every channel
+    that can be asked and has none queued."""
+    running = await start_worker(c) if worker else None
+    await c.balance_watch.ensure_jobs()
+    return running

@@ -10,12 +10,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-
-from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Tx
 from topup.domain.roles import Actor
 from topup.keys import mask
+from topup.services.ports.operators import AuditEntry
+from topup.services.uow import UnitOfWork
 
 # Field names whose values are secrets wherever they appear (channel credentials are already masked by
 # their protocol's `secret_fields` in `Channel.public()`; this is the net under everything else).
@@ -48,7 +46,7 @@ def _mask_one(value: Any) -> Any:
 
 
 async def record(
-    tx: Tx,
+    uow: UnitOfWork,
     actor: Actor,
     action: str,
     obj: str,
@@ -56,9 +54,9 @@ async def record(
     after: Mapping[str, Any] | None = None,
 ) -> None:
     """Append one entry, e.g. `record(tx, actor, "channel.put", "channel:supA", before, after)`."""
-    await tx.conn.execute(
-        t.audit_log.insert().values(
-            at=tx.now,
+    await uow.operators.append_audit(
+        AuditEntry(
+            at=uow.now,
             actor=actor.name[:100],
             role=str(actor.role),
             via=str(actor.via),
@@ -79,7 +77,7 @@ def changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -
 
 
 async def entries(
-    tx: Tx,
+    uow: UnitOfWork,
     *,
     since: float | None = None,
     actor: str | None = None,
@@ -88,18 +86,9 @@ async def entries(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Newest first. `obj` is an exact object (`channel:supA`) or a kind (`channel`)."""
-    a = t.audit_log
-    q = select(a).order_by(a.c.id.desc()).limit(max(1, min(limit, MAX_LIMIT)))
-    if since is not None:
-        q = q.where(a.c.at >= since)
-    if actor:
-        q = q.where(a.c.actor == actor)
-    if obj:
-        q = q.where(
-            a.c.object == obj if ":" in obj else a.c.object.like(_like_prefix(obj) + ":%", escape="\\")
-        )
-    if before_id is not None:
-        q = q.where(a.c.id < before_id)
+    rows = await uow.operators.audit_entries(
+        since=since, actor=actor, obj=obj, before_id=before_id, limit=max(1, min(limit, MAX_LIMIT))
+    )
     return [
         {
             "id": int(r.id),
@@ -115,9 +104,5 @@ async def entries(
             "after": r.after,
             "changes": changes(r.before, r.after),
         }
-        for r in (await tx.conn.execute(q)).all()
+        for r in rows
     ]
-
-
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -10,42 +10,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
-
-from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Tx
 from topup.domain.errors import InvalidState, NotFound
 from topup.domain.roles import Actor
 from topup.domain.suppliers import SupplierProtocol
 from topup.keys import CredentialBox
 from topup.services import audit, catalog, ledger, merchants
 from topup.services.catalog import ConfigCache
+from topup.services.ports.operators import ExceptionRow
+from topup.services.uow import UnitOfWork
 
 
-async def _product(tx: Tx, code: str) -> dict[str, Any] | None:
-    row = (await tx.conn.execute(select(t.products).where(t.products.c.code == code))).first()
-    if row is None:
-        return None
-    return {
-        "code": row.code,
-        "business_type": row.business_type,
-        "brand": row.brand,
-        "name": row.name,
-        "face_value": int(row.face_value),
-        "price": int(row.price),
-        "enabled": bool(row.enabled),
-    }
+async def _product(uow: UnitOfWork, code: str) -> dict[str, Any] | None:
+    row = await uow.catalog.product(code)
+    return None if row is None else row._asdict()
 
 
-async def put_product(tx: Tx, actor: Actor, code: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    before = await _product(tx, code)
-    out, created = await catalog.put_product(tx, code, data)
-    await audit.record(tx, actor, "product.put", f"product:{code}", before, await _product(tx, code))
+async def put_product(
+    uow: UnitOfWork, actor: Actor, code: str, data: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    before = await _product(uow, code)
+    out, created = await catalog.put_product(uow, code, data)
+    await audit.record(uow, actor, "product.put", f"product:{code}", before, await _product(uow, code))
     return out, created
 
 
 async def put_channel(
-    tx: Tx,
+    uow: UnitOfWork,
     actor: Actor,
     cache: ConfigCache,
     code: str,
@@ -54,22 +44,22 @@ async def put_channel(
     suppliers: Mapping[str, SupplierProtocol],
 ) -> tuple[dict[str, Any], bool]:
     """Credentials appear masked by their protocol's `secret_fields` (`Channel.public()`)."""
-    old = (await cache.fresh(tx)).channels.get(code)
-    out, created = await catalog.put_channel(tx, code, data, box, suppliers)
-    await audit.record(tx, actor, "channel.put", f"channel:{code}", old.public() if old else None, out)
+    old = (await cache.fresh(uow)).channels.get(code)
+    out, created = await catalog.put_channel(uow, code, data, box, suppliers)
+    await audit.record(uow, actor, "channel.put", f"channel:{code}", old.public() if old else None, out)
     return out, created
 
 
-async def set_channel_enabled(tx: Tx, actor: Actor, code: str, enabled: bool) -> None:
-    row = (await tx.conn.execute(select(t.channels.c.enabled).where(t.channels.c.code == code))).first()
-    await catalog.set_channel_enabled(tx, code, enabled)  # NotFound for an unknown channel
-    assert row is not None
+async def set_channel_enabled(uow: UnitOfWork, actor: Actor, code: str, enabled: bool) -> None:
+    was = await uow.catalog.channel_enabled(code)
+    await catalog.set_channel_enabled(uow, code, enabled)  # NotFound for an unknown channel
+    assert was is not None
     await audit.record(
-        tx,
+        uow,
         actor,
         "channel.enable" if enabled else "channel.disable",
         f"channel:{code}",
-        {"enabled": bool(row.enabled)},
+        {"enabled": was},
         {"enabled": enabled},
     )
 
@@ -98,8 +88,10 @@ def _group_config(code: str, data: Mapping[str, Any], members: list[dict[str, An
     }
 
 
-async def put_group(tx: Tx, actor: Actor, cache: ConfigCache, code: str, data: dict[str, Any]) -> bool:
-    old = (await cache.fresh(tx)).groups.get(code)
+async def put_group(
+    uow: UnitOfWork, actor: Actor, cache: ConfigCache, code: str, data: dict[str, Any]
+) -> bool:
+    old = (await cache.fresh(uow)).groups.get(code)
     before = None
     if old is not None:
         members = [
@@ -122,8 +114,8 @@ async def put_group(tx: Tx, actor: Actor, cache: ConfigCache, code: str, data: d
         }
         before = _group_config(code, fields, members)
     after = _group_config(code, data, list(data["members"]))
-    created = await catalog.put_group(tx, code, dict(data))
-    await audit.record(tx, actor, "group.put", f"group:{code}", before, after)
+    created = await catalog.put_group(uow, code, dict(data))
+    await audit.record(uow, actor, "group.put", f"group:{code}", before, after)
     return created
 
 
@@ -132,29 +124,29 @@ def _merchant_view(row: Any) -> dict[str, Any]:
 
 
 async def put_merchant(
-    tx: Tx, actor: Actor, merchant_id: str, data: dict[str, Any]
+    uow: UnitOfWork, actor: Actor, merchant_id: str, data: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    row = await merchants.get_merchant(tx, merchant_id)
+    row = await merchants.get_merchant(uow, merchant_id)
     before = None if row is None else _merchant_view(row)
-    out, created = await merchants.put_merchant(tx, merchant_id, data)
-    after = _merchant_view(await merchants.get_merchant(tx, merchant_id))
+    out, created = await merchants.put_merchant(uow, merchant_id, data)
+    after = _merchant_view(await merchants.get_merchant(uow, merchant_id))
     if data.get("password"):
         after["password"] = "**** (changed)"
-    await audit.record(tx, actor, "merchant.put", f"merchant:{merchant_id}", before, after)
+    await audit.record(uow, actor, "merchant.put", f"merchant:{merchant_id}", before, after)
     return out, created
 
 
 async def credit(
-    tx: Tx, actor: Actor, merchant_id: str, amount: int, reference: str
+    uow: UnitOfWork, actor: Actor, merchant_id: str, amount: int, reference: str
 ) -> tuple[dict[str, Any], bool]:
     """A deposit; the replay of a reference already booked changes nothing and is not an entry."""
-    if await merchants.get_merchant(tx, merchant_id) is None:
+    if await merchants.get_merchant(uow, merchant_id) is None:
         raise NotFound(f"merchant {merchant_id} does not exist")
-    before = await ledger.balance(tx, merchant_id)
-    out, created = await merchants.credit(tx, merchant_id, amount, reference)
+    before = await ledger.balance(uow, merchant_id)
+    out, created = await merchants.credit(uow, merchant_id, amount, reference)
     if created:
         await audit.record(
-            tx,
+            uow,
             actor,
             "merchant.credit",
             f"merchant:{merchant_id}",
@@ -164,20 +156,18 @@ async def credit(
     return out, created
 
 
-async def resolve_exception(tx: Tx, actor: Actor, exception_id: str, note: str, by: str) -> Any:
+async def resolve_exception(
+    uow: UnitOfWork, actor: Actor, exception_id: str, note: str, by: str
+) -> ExceptionRow:
     """Mark an exception resolved (409 when it already is); returns the row."""
-    res = await tx.conn.execute(
-        update(t.exceptions)
-        .where(t.exceptions.c.id == exception_id, t.exceptions.c.resolved_at.is_(None))
-        .values(resolved_at=tx.now, resolved_by=by, resolution_note=note)
-    )
-    row = (await tx.conn.execute(select(t.exceptions).where(t.exceptions.c.id == exception_id))).first()
+    resolved = await uow.operators.resolve_exception(exception_id, by, note)
+    row = await uow.operators.exception(exception_id)
     if row is None:
         raise NotFound(f"exception {exception_id} not found")
-    if res.rowcount != 1:
+    if not resolved:
         raise InvalidState("exception is already resolved")
     await audit.record(
-        tx,
+        uow,
         actor,
         "exception.resolve",
         f"exception:{exception_id}",

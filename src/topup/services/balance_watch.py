@@ -12,26 +12,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from topup.adapters.db.engine import Database
 from topup.domain.suppliers import SupplierProtocol
 from topup.services import balances, channel_pause, jobs
 from topup.services.catalog import ConfigCache
 from topup.services.jobs import Job
+from topup.services.uow import Transactions
 
 
 @dataclass
 class BalanceWatch:
-    db: Database
+    db: Transactions
     cache: ConfigCache
     suppliers: Mapping[str, SupplierProtocol]
     callback_base: str
 
-    async def handle(self, job: Job) -> None:
+    async def handle(self, job: Job[jobs.BalanceCheckPayload]) -> None:
         """Check one channel's balance now, then again `balance_check_s` later; a channel that is gone
         or whose protocol cannot say ends its job."""
-        code = str(job.payload.get("channel") or "")
+        code = job.payload.channel
         async with self.db.transaction() as tx:
             channel = (await self.cache.fresh(tx)).channels.get(code)
             adapter = self.suppliers.get(channel.protocol) if channel is not None else None
@@ -54,17 +53,5 @@ class BalanceWatch:
                 if adapter is not None and adapter.has_balance:
                     key = channel_pause.balance_job_key(code)
                     at = channel_pause.first_check_at(tx.now, ch.min_balance, ch.balance_check_s)
-                    queued += await jobs.enqueue(tx, channel_pause.BALANCE_JOB, key, {"channel": code}, at)
+                    queued += await jobs.enqueue(tx, jobs.BalanceCheckPayload(code), at, key=key)
         return queued
-
-
-def install(c: Any) -> Any:
-    """The `balance_check` job handler, and a startup hook that queues missing checks."""
-    watch = BalanceWatch(c.db, c.cache, c.suppliers, c.settings.callback_base())
-    c.extras["balance_watch"] = watch
-    c.extras.setdefault("job_handlers", {})[channel_pause.BALANCE_JOB] = watch.handle
-
-    async def on_startup(_: Any) -> None:
-        await watch.ensure_jobs()
-
-    return on_startup

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
-
-from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Tx
 from topup.domain.errors import InvalidState
 from topup.domain.roles import Actor
 from topup.keys import CredentialBox, CredentialError
 from topup.services import audit
+from topup.services.uow import UnitOfWork
 
 
 @dataclass
@@ -26,32 +23,30 @@ class Rotation:
     """Channels already sealed under the current key (sealed again all the same, with a fresh token)."""
 
 
-async def rotate_credentials(tx: Tx, box: CredentialBox, actor: Actor) -> Rotation:
+async def rotate_credentials(tx: UnitOfWork, box: CredentialBox, actor: Actor) -> Rotation:
     """All or nothing: if any channel's credentials open with no configured key, nothing changes."""
-    ch = t.channels
-    rows = (await tx.conn.execute(select(ch.c.code, ch.c.credentials, ch.c.secret).order_by(ch.c.code))).all()
     out = Rotation()
     unreadable: list[str] = []
-    for r in rows:
-        if r.credentials:
+    for code, credentials, secret in await tx.catalog.channel_credentials():
+        if credentials:
             try:
-                box.open(r.credentials)
+                box.open(credentials)
             except CredentialError:
-                unreadable.append(r.code)
+                unreadable.append(code)
                 continue
-            was = "current" if box.is_current(r.credentials) else "old"
-            sealed = box.rotate(r.credentials)
-        elif r.secret:
-            was, sealed = "not sealed", box.seal({"secret": r.secret})  # written before sealing existed
+            was = "current" if box.is_current(credentials) else "old"
+            sealed = box.rotate(credentials)
+        elif secret:
+            was, sealed = "not sealed", box.seal({"secret": secret})  # written before sealing existed
         else:
             continue
-        await tx.conn.execute(update(ch).where(ch.c.code == r.code).values(credentials=sealed, secret=""))
-        (out.current if was == "current" else out.resealed).append(r.code)
+        await tx.catalog.reseal_credentials(code, sealed)
+        (out.current if was == "current" else out.resealed).append(code)
         await audit.record(
             tx,
             actor,
             "channel.credentials_rotate",
-            f"channel:{r.code}",
+            f"channel:{code}",
             {"sealed_with": was},
             {"sealed_with": "current"},
         )

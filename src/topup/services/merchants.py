@@ -6,14 +6,12 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
 
-from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Tx
-from topup.adapters.db.helpers import insert_ignore
 from topup.domain import ledger as L
 from topup.domain.errors import IdempotencyConflict, NotFound
 from topup.services import ledger
+from topup.services.ports.merchants import Merchant, MerchantProfile
+from topup.services.uow import UnitOfWork
 
 _hasher = PasswordHasher()
 
@@ -41,57 +39,45 @@ def public(row: Any) -> dict[str, Any]:
     }
 
 
-async def put_merchant(tx: Tx, merchant_id: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    values: dict[str, Any] = {
-        "name": data["name"],
-        "secret": data["secret"],
-        "notify_url": data.get("notify_url"),
-        "updated_at": tx.now,
-    }
-    if data.get("password"):
-        values["password_hash"] = hash_password(data["password"])
-    created = await insert_ignore(
-        tx, t.merchants, {"id": merchant_id, "created_at": tx.now, **values}, ["id"]
+async def put_merchant(
+    uow: UnitOfWork, merchant_id: str, data: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    profile = MerchantProfile(
+        name=data["name"],
+        secret=data["secret"],
+        notify_url=data.get("notify_url"),
+        password_hash=hash_password(data["password"]) if data.get("password") else None,
     )
-    if not created:
-        await tx.conn.execute(update(t.merchants).where(t.merchants.c.id == merchant_id).values(**values))
-    await ledger.ensure_account(tx, L.available_account(merchant_id), merchant_id)
-    await ledger.ensure_account(tx, L.held_account(merchant_id), merchant_id)
-    row = (await tx.conn.execute(select(t.merchants).where(t.merchants.c.id == merchant_id))).one()
-    return public(row), created
+    created = await uow.merchants.put(merchant_id, profile)
+    await ledger.ensure_account(uow, L.available_account(merchant_id), merchant_id)
+    await ledger.ensure_account(uow, L.held_account(merchant_id), merchant_id)
+    return public(await uow.merchants.one(merchant_id)), created
 
 
-async def get_merchant(tx: Tx, merchant_id: str) -> Any | None:
-    return (await tx.conn.execute(select(t.merchants).where(t.merchants.c.id == merchant_id))).first()
+async def get_merchant(uow: UnitOfWork, merchant_id: str) -> Merchant | None:
+    return await uow.merchants.get(merchant_id)
 
 
-async def credit(tx: Tx, merchant_id: str, amount: int, reference: str) -> tuple[dict[str, Any], bool]:
+async def credit(
+    uow: UnitOfWork, merchant_id: str, amount: int, reference: str
+) -> tuple[dict[str, Any], bool]:
     """A deposit, idempotent by reference: the same reference twice credits once."""
-    if await get_merchant(tx, merchant_id) is None:
+    if await get_merchant(uow, merchant_id) is None:
         raise NotFound(f"merchant {merchant_id} does not exist")
     created = await ledger.post(
-        tx,
+        uow,
         L.TransferKind.DEPOSIT,
         f"{merchant_id}:{reference}",
         L.transfer(L.WORLD_DEPOSITS, L.available_account(merchant_id), amount),
         merchant_id=merchant_id,
     )
-    row = (
-        await tx.conn.execute(
-            select(t.transfers.c.amount).where(
-                t.transfers.c.kind == str(L.TransferKind.DEPOSIT),
-                t.transfers.c.reference == f"{merchant_id}:{reference}",
-            )
-        )
-    ).one()
-    if not created and int(row.amount) != amount:
-        raise IdempotencyConflict(
-            f"deposit reference {reference} was already used with amount {int(row.amount)}"
-        )
-    bal = await ledger.balance(tx, merchant_id)
+    booked = await uow.ledger.transfer_amount(L.TransferKind.DEPOSIT, f"{merchant_id}:{reference}")
+    if not created and booked != amount:
+        raise IdempotencyConflict(f"deposit reference {reference} was already used with amount {booked}")
+    bal = await ledger.balance(uow, merchant_id)
     return {
         "merchant_id": merchant_id,
         "reference": reference,
-        "amount": int(row.amount),
+        "amount": booked,
         "balance": bal,
     }, created

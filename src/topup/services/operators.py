@@ -8,14 +8,12 @@ import re
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, select, update
-
-from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Database, Tx
 from topup.domain.errors import InvalidRequest, NotFound
 from topup.domain.roles import Actor, Role, Via
 from topup.services import audit
 from topup.services.merchants import hash_password
+from topup.services.ports.operators import OperatorRow, TokenRow
+from topup.services.uow import Transactions, UnitOfWork
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MIN_PASSWORD = 10
@@ -41,18 +39,18 @@ def parse_role(value: str) -> Role:
         raise InvalidRequest(f"role: {value!r} is not one of {', '.join(r.value for r in Role)}") from None
 
 
-def _public(row: Any) -> dict[str, Any]:
+def _public(row: OperatorRow) -> dict[str, Any]:
     return {"name": row.id, "role": row.role, "created_at": row.created_at}
 
 
-async def get(tx: Tx, name: str) -> dict[str, Any] | None:
-    row = (await tx.conn.execute(select(t.operators).where(t.operators.c.id == name))).first()
+async def get(uow: UnitOfWork, name: str) -> dict[str, Any] | None:
+    row = await uow.operators.get(name)
     return None if row is None else _public(row)
 
 
-async def role_of(tx: Tx, name: str) -> Role | None:
-    row = (await tx.conn.execute(select(t.operators.c.role).where(t.operators.c.id == name))).first()
-    return None if row is None else _role(row.role)
+async def role_of(uow: UnitOfWork, name: str) -> Role | None:
+    role = await uow.operators.role_of(name)
+    return None if role is None else _role(role)
 
 
 def _role(value: str) -> Role:
@@ -62,12 +60,9 @@ def _role(value: str) -> Role:
         return Role.VIEWER  # an unknown stored value grants the least
 
 
-async def list_all(tx: Tx) -> list[dict[str, Any]]:
-    ops = t.operators
-    rows = (await tx.conn.execute(select(ops).order_by(ops.c.id))).all()
-    tokens = (
-        await tx.conn.execute(select(t.operator_tokens).where(t.operator_tokens.c.revoked_at.is_(None)))
-    ).all()
+async def list_all(uow: UnitOfWork) -> list[dict[str, Any]]:
+    rows = await uow.operators.list_all()
+    tokens = await uow.operators.live_tokens()
     counts: dict[str, int] = {}
     for tok in tokens:
         counts[tok.operator_id] = counts.get(tok.operator_id, 0) + 1
@@ -75,24 +70,17 @@ async def list_all(tx: Tx) -> list[dict[str, Any]]:
 
 
 async def put(
-    tx: Tx, actor: Actor, name: str, *, password: str | None = None, role: Role | None = None
+    uow: UnitOfWork, actor: Actor, name: str, *, password: str | None = None, role: Role | None = None
 ) -> tuple[dict[str, Any], bool]:
     """Create an account (password required; role defaults to viewer) or change its password and/or role."""
     check_name(name)
     if password is not None:
         check_password(password)
-    before = await get(tx, name)
+    before = await get(uow, name)
     if before is None:
         if password is None:
             raise InvalidRequest("password: required for a new operator")
-        await tx.conn.execute(
-            t.operators.insert().values(
-                id=name,
-                password_hash=hash_password(password),
-                role=str(role or Role.VIEWER),
-                created_at=tx.now,
-            )
-        )
+        await uow.operators.add(name, hash_password(password), str(role or Role.VIEWER))
     else:
         values: dict[str, Any] = {}
         if password is not None:
@@ -100,27 +88,22 @@ async def put(
         if role is not None:
             values["role"] = str(role)
         if values:
-            await tx.conn.execute(update(t.operators).where(t.operators.c.id == name).values(**values))
-    after = await get(tx, name)
+            await uow.operators.change(name, values)
+    after = await get(uow, name)
     assert after is not None
     shown_before = None if before is None else {**before, "password": "****"}
     shown_after = {**after, "password": "****" if password is None else "**** (changed)"}
-    await audit.record(tx, actor, "operator.put", f"operator:{name}", shown_before, shown_after)
+    await audit.record(uow, actor, "operator.put", f"operator:{name}", shown_before, shown_after)
     return after, before is None
 
 
-async def remove(tx: Tx, actor: Actor, name: str) -> None:
+async def remove(uow: UnitOfWork, actor: Actor, name: str) -> None:
     """Remove the account and revoke its tokens; its sessions end at their next request."""
-    before = await get(tx, name)
+    before = await get(uow, name)
     if before is None:
         raise NotFound(f"no operator {name}")
-    await tx.conn.execute(
-        update(t.operator_tokens)
-        .where(t.operator_tokens.c.operator_id == name, t.operator_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=tx.now)
-    )
-    await tx.conn.execute(delete(t.operators).where(t.operators.c.id == name))
-    await audit.record(tx, actor, "operator.remove", f"operator:{name}", before, None)
+    await uow.operators.remove(name)
+    await audit.record(uow, actor, "operator.remove", f"operator:{name}", before, None)
 
 
 # ---- API tokens ----------------------------------------------------------------------------------
@@ -130,7 +113,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _token_public(row: Any) -> dict[str, Any]:
+def _token_public(row: TokenRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "operator": row.operator_id,
@@ -142,10 +125,10 @@ def _token_public(row: Any) -> dict[str, Any]:
 
 
 async def issue_token(
-    tx: Tx, actor: Actor, operator: str, name: str, role: Role
+    uow: UnitOfWork, actor: Actor, operator: str, name: str, role: Role
 ) -> tuple[str, dict[str, Any]]:
     """A new API token for `operator` with `role` (at most the account's). The token is returned once."""
-    account_role = await role_of(tx, operator)
+    account_role = await role_of(uow, operator)
     if account_role is None:
         raise NotFound(f"no operator {operator}")
     if not account_role.allows(role):
@@ -154,62 +137,38 @@ async def issue_token(
         raise InvalidRequest("name: 1-100 characters")
     token_id = secrets.token_hex(8)
     token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
-    await tx.conn.execute(
-        t.operator_tokens.insert().values(
-            id=token_id,
-            operator_id=operator,
-            name=name,
-            role=str(role),
-            token_hash=_hash(token),
-            created_at=tx.now,
-        )
-    )
-    row = (await tx.conn.execute(select(t.operator_tokens).where(t.operator_tokens.c.id == token_id))).one()
+    row = await uow.operators.add_token(token_id, operator, name, str(role), _hash(token))
     shown = _token_public(row)
-    await audit.record(tx, actor, "token.issue", f"token:{token_id}", None, shown)
+    await audit.record(uow, actor, "token.issue", f"token:{token_id}", None, shown)
     return token, shown
 
 
-async def tokens(tx: Tx, operator: str) -> list[dict[str, Any]]:
-    tok = t.operator_tokens
-    q = select(tok).where(tok.c.operator_id == operator).order_by(tok.c.created_at, tok.c.id)
-    return [_token_public(r) for r in (await tx.conn.execute(q)).all()]
+async def tokens(uow: UnitOfWork, operator: str) -> list[dict[str, Any]]:
+    return [_token_public(r) for r in await uow.operators.tokens(operator)]
 
 
-async def revoke_token(tx: Tx, actor: Actor, operator: str, token_id: str) -> dict[str, Any]:
-    tok = t.operator_tokens
-    row = (
-        await tx.conn.execute(select(tok).where(tok.c.id == token_id, tok.c.operator_id == operator))
-    ).first()
+async def revoke_token(uow: UnitOfWork, actor: Actor, operator: str, token_id: str) -> dict[str, Any]:
+    row = await uow.operators.token(token_id, operator)
     if row is None:
         raise NotFound(f"no token {token_id} for operator {operator}")
     before = _token_public(row)
     if row.revoked_at is None:
-        await tx.conn.execute(update(tok).where(tok.c.id == token_id).values(revoked_at=tx.now))
-        after = {**before, "revoked_at": tx.now}
-        await audit.record(tx, actor, "token.revoke", f"token:{token_id}", before, after)
+        await uow.operators.revoke_token(token_id)
+        after = {**before, "revoked_at": uow.now}
+        await audit.record(uow, actor, "token.revoke", f"token:{token_id}", before, after)
         return after
     return before
 
 
-async def authenticate_token(db: Database, token: str, address: str | None) -> Actor | None:
+async def authenticate_token(db: Transactions, token: str, address: str | None) -> Actor | None:
     """The operator behind an API token (role: the token's, capped at the account's), or None."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     token_id, sep, _ = token[len(TOKEN_PREFIX) :].partition("_")
     if not sep or not token_id or len(token_id) > 32:
         return None
-    tok, ops = t.operator_tokens, t.operators
-    async with db.transaction() as tx:
-        row = (
-            await tx.conn.execute(
-                select(
-                    tok.c.token_hash, tok.c.role, tok.c.revoked_at, ops.c.id, ops.c.role.label("account_role")
-                )
-                .join(ops, ops.c.id == tok.c.operator_id)
-                .where(tok.c.id == token_id)
-            )
-        ).first()
+    async with db.transaction() as uow:
+        row = await uow.operators.token_login(token_id)
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(row.token_hash.encode(), _hash(token).encode()):

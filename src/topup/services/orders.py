@@ -10,11 +10,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import and_, or_, select
 
-from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Tx
-from topup.adapters.db.helpers import new_id
 from topup.clock import rfc3339
 from topup.domain import ledger as L
 from topup.domain.accounts import InvalidAccount, validate_account
@@ -26,11 +22,14 @@ from topup.domain.errors import (
     NotFound,
     UnknownProduct,
 )
-from topup.domain.orders import OrderStatus
+from topup.domain.orders import Attempt, Order, OrderStatus
 from topup.domain.routing import Destination, rank
 from topup.domain.urls import UnsafeUrl, check_notify_url
+from topup.ids import new_id
 from topup.services import jobs, ledger
 from topup.services.catalog import Group, Product, Snapshot
+from topup.services.ports.orders import OrderFilter
+from topup.services.uow import UnitOfWork
 
 log = structlog.get_logger("topup.orders")
 
@@ -107,7 +106,7 @@ def resolve(snapshot: Snapshot, product_code: str, account: str) -> Validated:
 
 
 async def place_order(
-    tx: Tx,
+    uow: UnitOfWork,
     snapshot: Snapshot,
     merchant_id: str,
     req: OrderRequest,
@@ -126,79 +125,97 @@ async def place_order(
             check_notify_url(req.notify_url, allow_private=allow_private_notify)
         except UnsafeUrl as e:
             raise InvalidRequest(f"notify_url: {e.reason}", {"field": "notify_url"}) from None
-    existing = await _by_merchant_order_id(tx, merchant_id, req.merchant_order_id)
+    existing = await uow.orders.by_merchant_order_id(merchant_id, req.merchant_order_id)
     if existing is not None:
-        return await _replay(tx, existing, req)
+        return await _replay(uow, existing, req)
     v = resolve(snapshot, req.product_code, req.account)
-    row = new_order_row(tx.now, merchant_id, req, v, batch_id)
-    order_id = row["id"]
+    order = new_order(uow.now, merchant_id, req, v, batch_id)
+    order_id = order.id
     in_batch = batch_id is not None
-    if not await _insert_order(tx, row):
+    if not await uow.orders.insert(order):
         # A concurrent request with the same merchant_order_id won the insert.
-        existing = await _by_merchant_order_id(tx, merchant_id, req.merchant_order_id)
+        existing = await uow.orders.by_merchant_order_id(merchant_id, req.merchant_order_id)
         assert existing is not None
-        return await _replay(tx, existing, req)
+        return await _replay(uow, existing, req)
     if not in_batch:
-        await hold_price(tx, merchant_id, order_id, v.product.price)
-        await jobs.enqueue(tx, "route", f"route:{order_id}", {"order_id": order_id})
-    await add_event(tx, order_id, None, "created", {"price": v.product.price, "group": v.group.code})
-    return render(row, []), True
+        await hold_price(uow, merchant_id, order_id, v.product.price)
+        await jobs.enqueue(uow, jobs.RoutePayload(order_id))
+    await add_event(uow, order_id, None, "created", {"price": v.product.price, "group": v.group.code})
+    return render(order, []), True
+
+
+def new_order(
+    now: float, merchant_id: str, req: OrderRequest, v: Validated, batch_id: str | None = None
+) -> Order:
+    """A new order (a batch row's waits for its payment: `pending_payment`)."""
+    return Order(
+        id=new_id("ord", now),
+        merchant_id=merchant_id,
+        merchant_order_id=req.merchant_order_id,
+        request_hash=req.fingerprint(),
+        batch_id=batch_id,
+        business_type=v.product.business_type,
+        product_code=v.product.code,
+        account=v.account,
+        carrier=v.brand,
+        region=v.region,
+        face_value=v.product.face_value,
+        price=v.product.price,
+        status=OrderStatus.PENDING_PAYMENT if batch_id else OrderStatus.PROCESSING,
+        failure_reason=None,
+        notify_url=req.notify_url,
+        extra=req.extra,
+        funding="balance",
+        payment_id=None,
+        group_code=v.group.code,
+        is_probe=False,
+        attempt_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+_ROW_KEYS = (
+    "id",
+    "merchant_id",
+    "merchant_order_id",
+    "request_hash",
+    "batch_id",
+    "business_type",
+    "product_code",
+    "account",
+    "carrier",
+    "region",
+    "face_value",
+    "price",
+    "status",
+    "failure_reason",
+    "notify_url",
+    "extra",
+    "funding",
+    "payment_id",
+    "group_code",
+    "is_probe",
+    "attempt_count",
+    "created_at",
+    "updated_at",
+)
 
 
 def new_order_row(
     now: float, merchant_id: str, req: OrderRequest, v: Validated, batch_id: str | None = None
 ) -> dict[str, Any]:
-    """The row of a new order (a batch row's waits for its payment: `pending_payment`)."""
-    return {
-        "id": new_id("ord", now),
-        "merchant_id": merchant_id,
-        "merchant_order_id": req.merchant_order_id,
-        "request_hash": req.fingerprint(),
-        "batch_id": batch_id,
-        "business_type": v.product.business_type,
-        "product_code": v.product.code,
-        "account": v.account,
-        "carrier": v.brand,
-        "region": v.region,
-        "face_value": v.product.face_value,
-        "price": v.product.price,
-        "status": str(OrderStatus.PENDING_PAYMENT if batch_id else OrderStatus.PROCESSING),
-        "failure_reason": None,
-        "notify_url": req.notify_url,
-        "extra": req.extra,
-        "funding": "balance",
-        "payment_id": None,
-        "group_code": v.group.code,
-        "is_probe": False,
-        "attempt_count": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
+    """`new_order` as the columns of its row (batches insert many at once)."""
+    order = new_order(now, merchant_id, req, v, batch_id)
+    row = {key: getattr(order, key) for key in _ROW_KEYS}
+    row["status"] = str(order.status)
+    return row
 
 
-_ORDER_COLUMNS = (
-    "id, merchant_id, merchant_order_id, request_hash, batch_id, business_type, product_code, account,"
-    " carrier, face_value, price, status, notify_url, extra, funding, group_code, is_probe, attempt_count,"
-    " created_at, updated_at, region"
-)
-_INSERT_ORDER = (
-    f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-    " $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (merchant_id, merchant_order_id) DO NOTHING"
-)
-
-
-async def _insert_order(tx: Tx, row: dict[str, Any]) -> bool:
-    """One order row unless the merchant already used its merchant_order_id; True when inserted."""
-    values = [row[c.strip()] for c in _ORDER_COLUMNS.split(",")]
-    if values[13] is not None:  # extra (JSON)
-        values[13] = orjson.dumps(values[13]).decode()
-    return await tx.exec(_INSERT_ORDER, *values) == 1
-
-
-async def hold_price(tx: Tx, merchant_id: str, order_id: str, price: int) -> None:
+async def hold_price(uow: UnitOfWork, merchant_id: str, order_id: str, price: int) -> None:
     """Move the price from available to held; InsufficientBalance rolls the whole intake back."""
     await ledger.post(
-        tx,
+        uow,
         L.TransferKind.HOLD,
         order_id,
         L.transfer(L.available_account(merchant_id), L.held_account(merchant_id), price),
@@ -207,44 +224,25 @@ async def hold_price(tx: Tx, merchant_id: str, order_id: str, price: int) -> Non
     )
 
 
-async def _replay(tx: Tx, existing: Any, req: OrderRequest) -> tuple[dict[str, Any], bool]:
+async def _replay(uow: UnitOfWork, existing: Order, req: OrderRequest) -> tuple[dict[str, Any], bool]:
     if existing.request_hash != req.fingerprint():
         raise IdempotencyConflict(
             f"merchant_order_id {req.merchant_order_id} was already used with a different body",
             {"order_id": existing.id},
         )
-    return await render_order(tx, existing), False
+    return await render_order(uow, existing), False
 
 
-async def _by_merchant_order_id(tx: Tx, merchant_id: str, merchant_order_id: str) -> Any | None:
-    return await tx.fetchrow(
-        "SELECT * FROM orders WHERE merchant_id = $1 AND merchant_order_id = $2",
-        merchant_id,
-        merchant_order_id,
-    )
-
-
-_INSERT_EVENTS = (
-    "INSERT INTO order_events (order_id, attempt_no, kind, detail, at) VALUES ($1, $2, $3, $4, $5)"
-)
-
-
-async def add_event(tx: Tx, order_id: str, attempt_no: int | None, kind: str, detail: dict[str, Any]) -> None:
+async def add_event(
+    uow: UnitOfWork, order_id: str, attempt_no: int | None, kind: str, detail: dict[str, Any]
+) -> None:
     """Append to the order's operator timeline; the same fact becomes a log line once committed.
 
-    The transaction's events are written together just before it commits (one round trip for all).
+    The unit of work's events are written together just before it commits (one round trip for all).
     """
-    pending: list[tuple[Any, ...]] | None = tx.pending.get("order_events")
-    if pending is None:
-        pending = tx.pending["order_events"] = []
-        tx.before_commit(lambda: _write_events(tx))
-    pending.append((order_id, attempt_no, kind, orjson.dumps(detail).decode(), tx.now))
+    uow.orders.add_event(order_id, attempt_no, kind, detail)
     fields = {"order_id": order_id, "attempt_no": attempt_no, **detail}
-    tx.after_commit(lambda: log.info(kind, **fields))
-
-
-async def _write_events(tx: Tx) -> None:
-    await tx.executemany(_INSERT_EVENTS, tx.pending.pop("order_events", None) or [])
+    uow.after_commit(lambda: log.info(kind, **fields))
 
 
 def render_attempt(a: Any) -> dict[str, Any]:
@@ -284,38 +282,25 @@ def render(o: Any, attempts: list[Any]) -> dict[str, Any]:
     }
 
 
-async def attempts_of(tx: Tx, order_ids: list[str]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {oid: [] for oid in order_ids}
-    if not order_ids:
-        return out
-    rows = (
-        await tx.conn.execute(
-            select(t.attempts).where(t.attempts.c.order_id.in_(order_ids)).order_by(t.attempts.c.no)
-        )
-    ).all()
-    for a in rows:
-        out[a.order_id].append(a)
-    return out
+async def attempts_of(uow: UnitOfWork, order_ids: list[str]) -> dict[str, list[Attempt]]:
+    return await uow.orders.attempts_of(order_ids)
 
 
-async def attempts_of_order(tx: Tx, order_id: str) -> list[Any]:
+async def attempts_of_order(uow: UnitOfWork, order_id: str) -> list[Attempt]:
     """One order's attempts in order (the hot path's form of `attempts_of`)."""
-    return await tx.fetch("SELECT * FROM attempts WHERE order_id = $1 ORDER BY no", order_id)
+    return await uow.orders.attempts(order_id)
 
 
-async def render_order(tx: Tx, row: Any) -> dict[str, Any]:
-    return render(row, (await attempts_of(tx, [row.id]))[row.id])
+async def render_order(uow: UnitOfWork, order: Order) -> dict[str, Any]:
+    return render(order, (await uow.orders.attempts_of([order.id]))[order.id])
 
 
-async def get_order(tx: Tx, order_id: str, merchant_id: str | None = None) -> Any:
-    """The order row; NotFound when it does not exist or belongs to another merchant."""
-    stmt = select(t.orders).where(t.orders.c.id == order_id)
-    if merchant_id is not None:
-        stmt = stmt.where(t.orders.c.merchant_id == merchant_id)
-    row = (await tx.conn.execute(stmt)).first()
-    if row is None:
+async def get_order(uow: UnitOfWork, order_id: str, merchant_id: str | None = None) -> Order:
+    """The order; NotFound when it does not exist or belongs to another merchant."""
+    order = await uow.orders.get(order_id, merchant_id)
+    if order is None:
         raise NotFound(f"order {order_id} not found")
-    return row
+    return order
 
 
 def _encode_cursor(created_at: float, order_id: str) -> str:
@@ -333,7 +318,7 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
 
 
 async def list_orders(
-    tx: Tx,
+    uow: UnitOfWork,
     merchant_id: str | None,
     *,
     status: str | None = None,
@@ -344,28 +329,10 @@ async def list_orders(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """Newest first, cursor-paged."""
-    stmt = select(t.orders)
-    if merchant_id is not None:
-        stmt = stmt.where(t.orders.c.merchant_id == merchant_id)
-    if status:
-        stmt = stmt.where(t.orders.c.status == status)
-    if merchant_order_id:
-        stmt = stmt.where(t.orders.c.merchant_order_id == merchant_order_id)
-    if account:
-        stmt = stmt.where(t.orders.c.account == account)
-    if batch_id:
-        stmt = stmt.where(t.orders.c.batch_id == batch_id)
-    if cursor:
-        c_at, c_id = _decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(t.orders.c.created_at < c_at, and_(t.orders.c.created_at == c_at, t.orders.c.id < c_id))
-        )
-    rows = (
-        await tx.conn.execute(
-            stmt.order_by(t.orders.c.created_at.desc(), t.orders.c.id.desc()).limit(limit + 1)
-        )
-    ).all()
+    where = OrderFilter(merchant_id, status, merchant_order_id, account, batch_id)
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await uow.orders.page(where, limit + 1, before)
     page = rows[:limit]
-    atts = await attempts_of(tx, [r.id for r in page])
+    atts = await uow.orders.attempts_of([r.id for r in page])
     next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit and page else None
     return {"items": [render(r, atts[r.id]) for r in page], "next_cursor": next_cursor}

@@ -6,20 +6,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.exc import NoResultFound
 
-from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Tx
-from topup.adapters.db.helpers import new_id
+from topup.domain.orders import Order
+from topup.ids import new_id
 from topup.services import jobs
 from topup.services.orders import attempts_of, attempts_of_order, render
+from topup.services.ports.notifications import NewDelivery, NewEvent
+from topup.services.uow import UnitOfWork
 
 # Keep IN (...) lists well under every driver's bind-parameter limit.
 _CHUNK = 1000
 
 
-async def emit_final(tx: Tx, order_id: str, row: Any = None) -> str:
+async def emit_final(tx: UnitOfWork, order_id: str, row: Order | None = None) -> str:
     """Write `order.<status>` for the order as it is now, and queue its webhook delivery.
 
     `row`, when given, is the order row as it is now (e.g. from the final UPDATE's RETURNING).
@@ -30,7 +29,7 @@ async def emit_final(tx: Tx, order_id: str, row: Any = None) -> str:
     return (await _write(tx, [row], {order_id: attempts}))[0]
 
 
-async def emit_final_many(tx: Tx, order_ids: Sequence[str]) -> list[str]:
+async def emit_final_many(tx: UnitOfWork, order_ids: Sequence[str]) -> list[str]:
     """`emit_final` for many orders in a few statements a thousand orders; the event ids, in order.
 
     One order at a time costs ~6 round trips an order: minutes for a 10,000-row batch on SQLite.
@@ -41,56 +40,44 @@ async def emit_final_many(tx: Tx, order_ids: Sequence[str]) -> list[str]:
     return event_ids
 
 
-async def _emit(tx: Tx, order_ids: Sequence[str]) -> list[str]:
+async def _emit(tx: UnitOfWork, order_ids: Sequence[str]) -> list[str]:
     if not order_ids:
         return []
-    found = {r.id: r for r in (await tx.conn.execute(select(t.orders).where(t.orders.c.id.in_(order_ids))))}
+    found = {r.id: r for r in await tx.notifications.order_rows(order_ids)}
     missing = [oid for oid in order_ids if oid not in found]
     if missing:
-        raise NoResultFound(f"order {missing[0]} not found")
+        raise LookupError(f"order {missing[0]} not found")
     orders = [found[oid] for oid in order_ids]
     return await _write(tx, orders, await attempts_of(tx, list(found)))
 
 
-async def _write(tx: Tx, orders: Sequence[Any], attempts: dict[str, list[Any]]) -> list[str]:
+async def _write(tx: UnitOfWork, orders: Sequence[Order], attempts: dict[str, list[Any]]) -> list[str]:
     merchant_ids = list(dict.fromkeys(o.merchant_id for o in orders))
     # The merchant's default URL, for orders that did not give their own.
     default_urls: dict[str, str | None] = {}
     for mid in dict.fromkeys(o.merchant_id for o in orders if not o.notify_url):
-        row = await tx.fetchrow("SELECT notify_url FROM merchants WHERE id = $1", mid)
-        default_urls[mid] = row.notify_url if row else None
+        default_urls[mid] = await tx.merchants.default_notify_url(mid)
     event_ids: list[str] = []
-    events: list[tuple[Any, ...]] = []
-    deliveries: list[tuple[Any, ...]] = []
-    notify_jobs: list[tuple[str, dict[str, Any]]] = []
+    events: list[NewEvent] = []
+    deliveries: list[NewDelivery] = []
+    notify_jobs: list[jobs.Payload] = []
     for order in orders:
         event_id = new_id("evt", tx.now)
         etype = f"order.{order.status}"
         event_ids.append(event_id)
         payload = {"event_id": event_id, "type": etype, "order": render(order, attempts[order.id])}
-        events.append((event_id, order.merchant_id, order.id, etype, orjson.dumps(payload).decode(), tx.now))
+        events.append(
+            NewEvent(event_id, order.merchant_id, order.id, etype, orjson.dumps(payload).decode(), tx.now)
+        )
         url = order.notify_url or default_urls.get(order.merchant_id)
         if url:
-            deliveries.append((event_id, order.merchant_id, order.id, url, tx.now))
-            notify_jobs.append((f"notify:{event_id}", {"event_id": event_id}))
-    await tx.executemany(_INSERT_EVENT, events)
+            deliveries.append(NewDelivery(event_id, order.merchant_id, order.id, url, tx.now))
+            notify_jobs.append(jobs.NotifyPayload(event_id))
+    await tx.notifications.add_events(events, deliveries)
     if deliveries:
-        await tx.executemany(_INSERT_DELIVERY, deliveries)
-        await jobs.enqueue_many(tx, "notify", notify_jobs)
-    for mid in merchant_ids:
-        tx.notify("topup_events", mid)
-    tx.events_emitted = True
+        await jobs.enqueue_many(tx, notify_jobs)
+    tx.notifications.announce(merchant_ids)
     return event_ids
-
-
-_INSERT_EVENT = (
-    "INSERT INTO events (id, merchant_id, order_id, type, payload, created_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6)"
-)
-_INSERT_DELIVERY = (
-    "INSERT INTO deliveries (event_id, merchant_id, order_id, url, status, tries, next_at, created_at)"
-    " VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)"
-)
 
 
 def event_message(row: Any) -> dict[str, Any]:

@@ -10,41 +10,36 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 import structlog
-from sqlalchemy import select, update
 
 from topup import keys, signing
-from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Database, Tx
-from topup.adapters.db.helpers import new_id
 from topup.domain import ledger as L
 from topup.domain.errors import InvalidRequest, InvalidState, NotFound
-from topup.domain.orders import OrderStatus
+from topup.domain.orders import Order
 from topup.domain.payments import PaymentMethod, PaymentStatus, parse_notify
+from topup.ids import new_id
 from topup.services import jobs, ledger, outbox
 from topup.services.fulfilment import record_exception
 from topup.services.jobs import Job
+from topup.services.ports.payments import Payment
+from topup.services.uow import Transactions, UnitOfWork
 
 log = structlog.get_logger()
 
-SettledHook = Callable[[Tx, Any, PaymentStatus], Awaitable[None]]
-OrderHook = Callable[[Tx, Any], Awaitable[None]]
+SettledHook = Callable[[UnitOfWork, Payment, PaymentStatus], Awaitable[None]]
+OrderHook = Callable[[UnitOfWork, Order], Awaitable[None]]
 
 NOTIFY_PATH = "/sandbox/notify"
-EXPIRE_JOB = "payment_expire"
-GATEWAY_NOTIFY_JOB = "sandbox_notify"
 # The gateway's notify gives up after this many tries (worker backoff 0.5 s doubling to 60 s: ~5 min),
 # or after NOTIFY_MAX_TRIES_4XX when the service keeps refusing it with a 4xx.
 NOTIFY_MAX_TRIES = 12
 NOTIFY_MAX_TRIES_4XX = 3
-# Keep IN (...) lists well under every driver's bind-parameter limit.
-CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -63,21 +58,16 @@ def sandbox_secret(master_key: str, configured: str | None) -> str:
     return keys.purpose_key(master_key, keys.SANDBOX)
 
 
-async def enqueue_routes(tx: Tx, order_ids: list[str]) -> None:
+async def enqueue_routes(tx: UnitOfWork, order_ids: list[str]) -> None:
     """A `route` job per order (the same job `services.orders` queues for a single order)."""
-    await jobs.enqueue_many(tx, "route", [(f"route:{oid}", {"order_id": oid}) for oid in order_ids])
-
-
-def _chunks(items: list[str], size: int = CHUNK) -> Iterable[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+    await jobs.enqueue_many(tx, [jobs.RoutePayload(oid) for oid in order_ids])
 
 
 @dataclass
 class Payments:
     """The payment system's ports: database, HTTP client (the gateway's notify), public base URL, secret."""
 
-    db: Database
+    db: Transactions
     http: httpx.AsyncClient
     public_base: str
     secret: str
@@ -92,12 +82,12 @@ class Payments:
 
     async def create(
         self,
-        tx: Tx,
+        tx: UnitOfWork,
         merchant_id: str,
         method: PaymentMethod,
         orders: list[Payable],
         batch_id: str | None = None,
-    ) -> Any:
+    ) -> Payment:
         """One payment for every given order. `balance` pays at once (402 and nothing changes if short);
         `sandbox` stays pending until the gateway's notify or the expiry."""
         if not orders:
@@ -105,8 +95,8 @@ class Payments:
         amount = sum(o.price for o in orders)
         payment_id = new_id("pay", tx.now)
         is_balance = method is PaymentMethod.BALANCE
-        await tx.conn.execute(
-            t.payments.insert().values(
+        await tx.payments.add(
+            Payment(
                 id=payment_id,
                 merchant_id=merchant_id,
                 batch_id=batch_id,
@@ -131,53 +121,32 @@ class Payments:
                 payment_id=payment_id,
             )
         ids = [o.order_id for o in orders]
-        values: dict[str, Any] = {"payment_id": payment_id, "updated_at": tx.now}
-        if is_balance:
-            values.update(status=str(OrderStatus.PROCESSING), funding="balance")
-        changed = 0
-        for chunk in _chunks(ids):
-            res = await tx.conn.execute(
-                update(t.orders)
-                .where(
-                    t.orders.c.id.in_(chunk),
-                    t.orders.c.merchant_id == merchant_id,
-                    t.orders.c.status == str(OrderStatus.PENDING_PAYMENT),
-                )
-                .values(**values)
-            )
-            changed += res.rowcount
+        changed = await tx.payments.attach_orders(
+            ids, merchant_id, payment_id, "balance" if is_balance else None
+        )
         if changed != len(ids):
             raise InvalidState("some orders are no longer waiting for payment; nothing was charged")
         if is_balance:
             await self._start_orders(tx, ids, payment_id, "balance")
         else:
-            await jobs.enqueue(
-                tx, EXPIRE_JOB, f"{EXPIRE_JOB}:{payment_id}", {"payment_id": payment_id}, tx.now + self.ttl_s
-            )
+            await jobs.enqueue(tx, jobs.PaymentExpirePayload(payment_id), tx.now + self.ttl_s)
         return await self.get(tx, payment_id)
 
-    async def get(self, tx: Tx, payment_id: str, for_update: bool = False) -> Any:
-        stmt = select(t.payments).where(t.payments.c.id == payment_id)
-        if for_update and tx.is_postgres:
-            stmt = stmt.with_for_update()
-        row = (await tx.conn.execute(stmt)).first()
-        if row is None:
+    async def get(self, tx: UnitOfWork, payment_id: str, for_update: bool = False) -> Payment:
+        payment = await tx.payments.get(payment_id, for_update)
+        if payment is None:
             raise NotFound(f"payment {payment_id} not found")
-        return row
+        return payment
 
-    async def render(self, tx: Tx, payment: Any) -> dict[str, Any]:
-        ids = (
-            await tx.conn.execute(
-                select(t.orders.c.id).where(t.orders.c.payment_id == payment.id).order_by(t.orders.c.id)
-            )
-        ).scalars()
+    async def render(self, tx: UnitOfWork, payment: Payment) -> dict[str, Any]:
+        order_ids = await tx.payments.order_ids(payment.id)
         out: dict[str, Any] = {
             "payment_id": payment.id,
             "method": payment.method,
-            "amount": int(payment.amount),
+            "amount": payment.amount,
             "status": payment.status,
-            "order_ids": list(ids),
-            "refunded": int(payment.refunded or 0),
+            "order_ids": order_ids,
+            "refunded": payment.refunded,
         }
         if payment.method == PaymentMethod.SANDBOX:
             out["pay_url"] = self.pay_url(payment.id)
@@ -187,36 +156,24 @@ class Payments:
     def pay_url(self, payment_id: str) -> str:
         return f"{self.public_base}/sandbox/pay/{payment_id}"
 
-    async def close_pending(self, tx: Tx, payment_id: str) -> bool:
+    async def close_pending(self, tx: UnitOfWork, payment_id: str) -> bool:
         """Close a pending sandbox payment whose orders were cancelled elsewhere (batch cancel)."""
-        res = await tx.conn.execute(
-            update(t.payments)
-            .where(t.payments.c.id == payment_id, t.payments.c.status == str(PaymentStatus.PENDING))
-            .values(status=str(PaymentStatus.EXPIRED), updated_at=tx.now)
-        )
-        if res.rowcount == 1:
-            await jobs.delete_key(tx, f"{EXPIRE_JOB}:{payment_id}")
-        return bool(res.rowcount)
+        closed = await tx.payments.settle(payment_id, PaymentStatus.EXPIRED)
+        if closed:
+            await jobs.delete_key(tx, jobs.PaymentExpirePayload(payment_id).key)
+        return closed
 
     # ---- settlement ----------------------------------------------------------------------------
 
-    async def apply_notify(self, tx: Tx, body: Any) -> str:
+    async def apply_notify(self, tx: UnitOfWork, body: Any) -> str:
         """A verified sandbox notify: settle the payment once; a repeat is a no-op."""
         payment_id, outcome, amount = parse_notify(body)
         payment = await self.get(tx, payment_id, for_update=True)
         if payment.method != PaymentMethod.SANDBOX:
             raise InvalidRequest(f"payment {payment_id} is not a sandbox payment")
-        if outcome is PaymentStatus.PAID and amount != int(payment.amount):
-            raise InvalidRequest(f"amount {amount} does not match the payment's {int(payment.amount)}")
-        values: dict[str, Any] = {"status": str(outcome), "updated_at": tx.now}
-        if outcome is PaymentStatus.PAID:
-            values["paid_at"] = tx.now
-        res = await tx.conn.execute(
-            update(t.payments)
-            .where(t.payments.c.id == payment_id, t.payments.c.status == str(PaymentStatus.PENDING))
-            .values(**values)
-        )
-        if res.rowcount != 1:
+        if outcome is PaymentStatus.PAID and amount != payment.amount:
+            raise InvalidRequest(f"amount {amount} does not match the payment's {payment.amount}")
+        if not await tx.payments.settle(payment_id, outcome):
             if payment.status == outcome:
                 return "repeat"
             if outcome is PaymentStatus.PAID:
@@ -231,127 +188,54 @@ class Payments:
                 )
                 return "late_payment"
             return "ignored"
-        await jobs.delete_key(tx, f"{EXPIRE_JOB}:{payment_id}")
+        await jobs.delete_key(tx, jobs.PaymentExpirePayload(payment_id).key)
         payment = await self.get(tx, payment_id)
         if outcome is PaymentStatus.PAID:
             await ledger.post(
                 tx,
                 L.TransferKind.BATCH_PAYMENT,
                 payment_id,
-                L.transfer(L.WORLD_SANDBOX, L.SANDBOX_HELD, int(payment.amount)),
+                L.transfer(L.WORLD_SANDBOX, L.SANDBOX_HELD, payment.amount),
                 merchant_id=payment.merchant_id,
                 payment_id=payment_id,
             )
-            ids = await self._pending_order_ids(tx, payment_id)
-            for chunk in _chunks(ids):
-                await tx.conn.execute(
-                    update(t.orders)
-                    .where(t.orders.c.id.in_(chunk), t.orders.c.status == str(OrderStatus.PENDING_PAYMENT))
-                    .values(status=str(OrderStatus.PROCESSING), funding="sandbox", updated_at=tx.now)
-                )
+            ids = await tx.payments.pending_order_ids(payment_id)
+            await tx.payments.start_orders(ids, "sandbox")
             await self._start_orders(tx, ids, payment_id, "sandbox")
         else:
-            await self.cancel_orders(tx, await self._pending_order_ids(tx, payment_id), "payment_declined")
+            await self.cancel_orders(tx, await tx.payments.pending_order_ids(payment_id), "payment_declined")
         for hook in self.on_settled:
             await hook(tx, payment, outcome)
         return str(outcome)
 
-    async def expire(self, tx: Tx, payment_id: str) -> bool:
+    async def expire(self, tx: UnitOfWork, payment_id: str) -> bool:
         """An unpaid sandbox payment past its time: expire it and cancel its orders."""
         payment = await self.get(tx, payment_id, for_update=True)
-        res = await tx.conn.execute(
-            update(t.payments)
-            .where(t.payments.c.id == payment_id, t.payments.c.status == str(PaymentStatus.PENDING))
-            .values(status=str(PaymentStatus.EXPIRED), updated_at=tx.now)
-        )
-        if res.rowcount != 1:
+        if not await tx.payments.settle(payment_id, PaymentStatus.EXPIRED):
             return False
-        await self.cancel_orders(tx, await self._pending_order_ids(tx, payment_id), "payment_expired")
+        await self.cancel_orders(tx, await tx.payments.pending_order_ids(payment_id), "payment_expired")
         for hook in self.on_settled:
             await hook(tx, payment, PaymentStatus.EXPIRED)
         return True
 
-    async def handle_expire_job(self, job: Job) -> None:
+    async def handle_expire_job(self, job: Job[jobs.PaymentExpirePayload]) -> None:
         async with self.db.transaction() as tx:
-            await self.expire(tx, job.payload["payment_id"])
+            await self.expire(tx, job.payload.payment_id)
             await jobs.finish(tx, job.id)
 
-    async def _pending_order_ids(self, tx: Tx, payment_id: str) -> list[str]:
-        return list(
-            (
-                await tx.conn.execute(
-                    select(t.orders.c.id)
-                    .where(
-                        t.orders.c.payment_id == payment_id,
-                        t.orders.c.status == str(OrderStatus.PENDING_PAYMENT),
-                    )
-                    .order_by(t.orders.c.id)
-                )
-            ).scalars()
-        )
-
-    async def _start_orders(self, tx: Tx, ids: list[str], payment_id: str, funding: str) -> None:
+    async def _start_orders(self, tx: UnitOfWork, ids: list[str], payment_id: str, funding: str) -> None:
         if ids:
-            await tx.conn.execute(
-                t.order_events.insert(),
-                [
-                    {
-                        "order_id": oid,
-                        "attempt_no": None,
-                        "kind": "paid",
-                        "detail": {"payment_id": payment_id, "funding": funding},
-                        "at": tx.now,
-                    }
-                    for oid in ids
-                ],
-            )
+            await tx.payments.add_order_events(ids, "paid", {"payment_id": payment_id, "funding": funding})
         await enqueue_routes(tx, ids)
 
-    async def cancel_orders(self, tx: Tx, ids: list[str], reason: str) -> list[str]:
+    async def cancel_orders(self, tx: UnitOfWork, ids: list[str], reason: str) -> list[str]:
         """pending_payment -> cancelled (nothing was held, so nothing to refund); one event each."""
-        cancelled: list[str] = []
-        for chunk in _chunks(ids):
-            mine = list(
-                (
-                    await tx.conn.execute(
-                        select(t.orders.c.id).where(
-                            t.orders.c.id.in_(chunk), t.orders.c.status == str(OrderStatus.PENDING_PAYMENT)
-                        )
-                    )
-                ).scalars()
-            )
-            if not mine:
-                continue
-            await tx.conn.execute(
-                update(t.orders)
-                .where(t.orders.c.id.in_(mine), t.orders.c.status == str(OrderStatus.PENDING_PAYMENT))
-                .values(
-                    status=str(OrderStatus.CANCELLED),
-                    failure_reason=reason,
-                    updated_at=tx.now,
-                    completed_at=tx.now,
-                )
-            )
-            cancelled.extend(mine)
+        cancelled = await tx.payments.cancel_orders(ids, reason)
         if not cancelled:
             return cancelled
-        await tx.conn.execute(
-            t.order_events.insert(),
-            [
-                {
-                    "order_id": oid,
-                    "attempt_no": None,
-                    "kind": "order_cancelled",
-                    "detail": {"reason": reason},
-                    "at": tx.now,
-                }
-                for oid in cancelled
-            ],
-        )
+        await tx.payments.add_order_events(cancelled, "order_cancelled", {"reason": reason})
         await outbox.emit_final_many(tx, cancelled)
-        rows: list[Any] = []
-        for chunk in _chunks(cancelled):
-            rows.extend((await tx.conn.execute(select(t.orders).where(t.orders.c.id.in_(chunk)))).all())
+        rows = await tx.payments.order_rows(cancelled)
         hooks = self.order_final_hooks()
         for order in rows:
             for hook in hooks:
@@ -364,7 +248,7 @@ class Payments:
         """Ties the hosted page's form to its payment, so another site cannot post a decision."""
         return hmac.new(self.secret.encode(), f"pay:{payment_id}".encode(), hashlib.sha256).hexdigest()
 
-    async def gateway_decide(self, tx: Tx, payment_id: str, decision: str, token: str) -> Any:
+    async def gateway_decide(self, tx: UnitOfWork, payment_id: str, decision: str, token: str) -> Payment:
         """The payer pressed Pay or Decline: the gateway queues its notify (sent after commit, retried)."""
         if not hmac.compare_digest(self.page_token(payment_id), token or ""):
             raise InvalidRequest("this form does not belong to the payment")
@@ -375,15 +259,10 @@ class Payments:
             raise InvalidState(f"payment is already {payment.status}")
         if payment.expires_at is not None and tx.now >= payment.expires_at:
             raise InvalidState("payment has expired")
-        await jobs.enqueue(
-            tx,
-            GATEWAY_NOTIFY_JOB,
-            f"{GATEWAY_NOTIFY_JOB}:{payment_id}",
-            {"payment_id": payment_id, "status": decision, "amount": int(payment.amount)},
-        )
+        await jobs.enqueue(tx, jobs.SandboxNotifyPayload(payment_id, decision, int(payment.amount)))
         return payment
 
-    async def handle_gateway_notify_job(self, job: Job) -> None:
+    async def handle_gateway_notify_job(self, job: Job[jobs.SandboxNotifyPayload]) -> None:
         """Send the signed notify; anything but 2xx raises and the worker retries with backoff.
 
         Like a real gateway, it gives up after a bounded schedule: `NOTIFY_MAX_TRIES` tries (about
@@ -393,9 +272,9 @@ class Payments:
         """
         body = orjson.dumps(
             {
-                "payment_id": job.payload["payment_id"],
-                "status": job.payload["status"],
-                "amount": job.payload["amount"],
+                "payment_id": job.payload.payment_id,
+                "status": job.payload.status,
+                "amount": job.payload.amount,
                 "gateway_txn_id": f"sbx_{job.id}",
             }
         )
@@ -418,7 +297,7 @@ class Payments:
                     raise RuntimeError(error)
         if error is not None:
             log.warning(
-                "sandbox_notify_gave_up", payment_id=job.payload["payment_id"], tries=job.tries, error=error
+                "sandbox_notify_gave_up", payment_id=job.payload.payment_id, tries=job.tries, error=error
             )
         async with self.db.transaction() as tx:
             await jobs.finish(tx, job.id)

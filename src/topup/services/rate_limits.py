@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import weakref
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import orjson
 import structlog
-from sqlalchemy import func, select
 
-from topup.adapters.db import tables as t
-from topup.adapters.db.engine import Database, Tx
-from topup.clock import rfc3339
+from topup.clock import Clock, rfc3339
 from topup.domain.supplier_ops import WINDOW_S, next_start
 from topup.services import jobs
+from topup.services.uow import UnitOfWork
 
 log = structlog.get_logger("topup.rate_limits")
 
@@ -51,6 +48,18 @@ class RateLimited(Exception):
         """The turn this order keeps (it came back too early), or None to queue anew."""
 
 
+class SlotStore(Protocol):
+    """What the rate limits need of the database: its clock, transactions and lone statements
+    (`topup.adapters.db.engine.Database`)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    def reads(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+
 @dataclass(frozen=True)
 class Turn:
     """A reserved start on one slot: the route job's payload keeps it while the order waits."""
@@ -60,14 +69,14 @@ class Turn:
     slot: int
 
 
-def held_turn(payload: dict[str, Any]) -> Turn | None:
-    channel, at, slot = payload.get("rate_channel"), payload.get("rate_at"), payload.get("rate_slot")
+def held_turn(payload: jobs.RoutePayload) -> Turn | None:
+    channel, at, slot = payload.rate_channel, payload.rate_at, payload.rate_slot
     if isinstance(channel, str) and isinstance(at, int | float) and isinstance(slot, int):
         return Turn(channel, float(at), slot)
     return None
 
 
-async def sleep_until_turn(db: Database, payload: dict[str, Any]) -> None:
+async def sleep_until_turn(db: SlotStore, payload: jobs.RoutePayload) -> None:
     """Before routing a job that came back early for its turn: wait in-process until it starts."""
     turn = held_turn(payload)
     if turn is not None:
@@ -76,35 +85,16 @@ async def sleep_until_turn(db: Database, payload: dict[str, Any]) -> None:
             await asyncio.sleep(delay)
 
 
-# Slots known to exist, per database and (channel, limit): created once, read many times.
-_ensured: weakref.WeakKeyDictionary[Database, set[tuple[str, int]]] = weakref.WeakKeyDictionary()
 # The slot this task's routing transaction took, for `mark_start` (a job runs in a task of its own).
 _taken: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("rate_slot", default=None)
 
 
-async def ensure_slots(tx: Tx, code: str, limit: int) -> None:
+async def ensure_slots(uow: UnitOfWork, code: str, limit: int) -> None:
     """The channel's `limit` slots exist (made when the channel is saved, and before a reservation)."""
-    seen = _ensured.setdefault(tx.db, set())
-    if (code, limit) in seen:
-        return
-    await tx.executemany(
-        "INSERT INTO channel_rate_slots (channel_code, slot, at, started) VALUES ($1, $2, 0, 0)"
-        " ON CONFLICT (channel_code, slot) DO NOTHING",
-        [(code, i) for i in range(limit)],
-    )
-    tx.after_commit(lambda: seen.add((code, limit)))
+    await uow.supplier_ops.ensure_rate_slots(code, limit)
 
 
-async def _oldest(tx: Tx, code: str, limit: int, lock: str) -> Any | None:
-    """The slot free soonest: the earliest of its reserved start and its last real start."""
-    sql = (
-        "SELECT slot, at, started FROM channel_rate_slots WHERE channel_code = $1 AND slot < $2"
-        " ORDER BY CASE WHEN at > started THEN at ELSE started END, slot LIMIT 1"
-    )
-    return await tx.fetchrow(sql + lock if tx.is_postgres else sql, code, limit)
-
-
-async def take_turn(tx: Tx, code: str, limit: int | None, held: Turn | None) -> None:
+async def take_turn(uow: UnitOfWork, code: str, limit: int | None, held: Turn | None) -> None:
     """In the routing transaction, for the channel it chose: return when the dispatch may start now,
     else raise `RateLimited`. Call it last, just before the attempt is stored.
 
@@ -115,47 +105,28 @@ async def take_turn(tx: Tx, code: str, limit: int | None, held: Turn | None) -> 
     _taken.set(None)
     if not limit:
         return
+    ops = uow.supplier_ops
     # The clock now, not the transaction's start: the routing transaction may have waited for locks.
-    now = tx.db.clock.now()
+    now = ops.clock_now()
     if held is not None and held.channel == code and held.slot < limit:
         if now < held.at - 0.001:
             raise RateLimited(code, limit, held)
-        row = await tx.fetchrow(
-            "UPDATE channel_rate_slots SET started = $1 WHERE channel_code = $2 AND slot = $3"
-            " AND started <= $4 RETURNING slot",
-            now,
-            code,
-            held.slot,
-            now - WINDOW_S,
-        )
-        if row is None:  # the slot's last dispatch went out late: this one waits as much longer
-            last = await tx.fetchrow(
-                "SELECT started FROM channel_rate_slots WHERE channel_code = $1 AND slot = $2",
-                code,
-                held.slot,
-            )
-            after = next_start(float(last.started), now) if last is not None else now
+        if not await ops.start_on_held_slot(code, held.slot, now, now - WINDOW_S):
+            # The slot's last dispatch went out late: this one waits as much longer.
+            started = await ops.slot_started(code, held.slot)
+            after = next_start(started, now) if started is not None else now
             raise RateLimited(code, limit, Turn(code, after, held.slot))
         _taken.set((code, held.slot))
         return
-    slot = await _oldest(tx, code, limit, " FOR UPDATE SKIP LOCKED")
+    slot = await ops.oldest_slot(code, limit, skip_locked=True)
     if slot is None or next_start(max(slot.at, slot.started), now) > now:
         raise RateLimited(code, limit)
-    claimed = await tx.exec(
-        "UPDATE channel_rate_slots SET at = $1, started = $1 WHERE channel_code = $2 AND slot = $3"
-        " AND at = $4 AND started = $5",
-        now,
-        code,
-        slot.slot,
-        slot.at,
-        slot.started,
-    )
-    if claimed != 1:
+    if not await ops.claim_slot(code, slot, now):
         raise RateLimited(code, limit)
     _taken.set((code, slot.slot))
 
 
-def mark_start(db: Database, at: float) -> asyncio.Task[None] | None:
+def mark_start(db: SlotStore, at: float) -> asyncio.Task[None] | None:
     """As the request leaves at `at`: the slot this task's dispatch took records that start (later
     than claimed when the commit or a busy process held it up), written beside the send so as not to
     delay it; await the task afterwards. None when the dispatch took no slot."""
@@ -166,42 +137,32 @@ def mark_start(db: Database, at: float) -> asyncio.Task[None] | None:
     return asyncio.create_task(_record_start(db, *taken, at))
 
 
-async def _record_start(db: Database, code: str, slot: int, at: float) -> None:
+async def _record_start(db: SlotStore, code: str, slot: int, at: float) -> None:
     try:
-        async with db.reads() as tx:
-            await tx.exec(
-                "UPDATE channel_rate_slots SET started = $1"
-                " WHERE channel_code = $2 AND slot = $3 AND started < $1",
-                at,
-                code,
-                slot,
-            )
+        async with db.reads() as uow:
+            await uow.supplier_ops.record_slot_start(code, slot, at)
     except Exception as e:  # the claim's own start stands (a little early); never fail the dispatch
         log.warning("rate_slot_start_not_recorded", channel=code, slot=slot, error=str(e)[:200])
 
 
-async def _reserve(tx: Tx, code: str, limit: int) -> Turn:
+async def _reserve(uow: UnitOfWork, code: str, limit: int) -> Turn:
     """The channel's next start, taken for this order (its own transaction: it waits for a slot row
     another transaction holds, and holds nothing else)."""
-    await ensure_slots(tx, code, limit)
+    await ensure_slots(uow, code, limit)
+    ops = uow.supplier_ops
     for _ in range(_RESERVE_TRIES):
-        slot = await _oldest(tx, code, limit, " FOR UPDATE")
+        slot = await ops.oldest_slot(code, limit, skip_locked=False)
         if slot is None:
             break
-        at = next_start(max(slot.at, slot.started), tx.db.clock.now())
-        claimed = await tx.exec(
-            "UPDATE channel_rate_slots SET at = $1 WHERE channel_code = $2 AND slot = $3 AND at = $4",
-            at,
-            code,
-            slot.slot,
-            slot.at,
-        )
-        if claimed == 1:
-            return Turn(code, at, int(slot.slot))
+        at = next_start(max(slot.at, slot.started), ops.clock_now())
+        if await ops.reserve_slot(code, slot, at):
+            return Turn(code, at, slot.slot)
     raise RuntimeError(f"no rate slot of channel {code} could be reserved")
 
 
-async def wait_turn(db: Database, job: jobs.Job, order_id: str, limited: RateLimited) -> float:
+async def wait_turn(
+    db: SlotStore, job: jobs.Job[jobs.RoutePayload], order_id: str, limited: RateLimited
+) -> float:
     """Queue the order for the channel's next start and put its route job back until then (not a
     failed try); the first wait goes on the order's timeline. Returns the start."""
     from topup.services.orders import add_event  # orders -> catalog -> this module
@@ -209,49 +170,27 @@ async def wait_turn(db: Database, job: jobs.Job, order_id: str, limited: RateLim
     code = limited.channel_code
     async with db.transaction() as tx:
         turn = limited.held if limited.held is not None else await _reserve(tx, code, limited.limit)
-        waits = int(job.payload.get("rate_waits", 0)) + 1
-        payload = {
-            **job.payload,
-            "rate_channel": code,
-            "rate_at": turn.at,
-            "rate_slot": turn.slot,
-            "rate_waits": waits,
-        }
+        payload = job.payload.waiting_turn(code, turn.at, turn.slot)
+        waits = payload.rate_waits
         await jobs.defer(tx, job.id, max(tx.now, turn.at - EARLY_S), payload)
         # Wake this process's worker: it then sleeps exactly until the job is due.
-        tx.jobs_enqueued = True
+        tx.jobs.wake_here()
         if waits == 1:
             detail = {"channel": code, "limit_per_s": limited.limit, "turn_at": rfc3339(turn.at)}
             await add_event(tx, order_id, None, "rate_limited", detail)
     return turn.at
 
 
-async def waiting(tx: Tx) -> dict[str, int]:
+async def waiting(uow: UnitOfWork) -> dict[str, int]:
     """Orders waiting for their turn, per channel (route jobs holding a reservation)."""
-    j = t.jobs
-    channel = j.c.payload["rate_channel"].as_string()
-    rows = (
-        await tx.conn.execute(
-            select(channel.label("channel"), func.count().label("n"))
-            .where(j.c.kind == "route", channel.is_not(None))
-            .group_by(channel)
-        )
-    ).all()
-    return {r.channel: int(r.n) for r in rows}
+    return await uow.supplier_ops.rate_waiting()
 
 
-async def waiting_orders(tx: Tx, code: str, limit: int = 50) -> list[dict[str, Any]]:
+async def waiting_orders(uow: UnitOfWork, code: str, limit: int = 50) -> list[dict[str, Any]]:
     """The orders waiting for a turn at one channel, next first: {"order_id", "turn_at"}."""
-    j = t.jobs
-    rows = (
-        await tx.conn.execute(
-            select(j.c.payload).where(j.c.kind == "route", j.c.payload["rate_channel"].as_string() == code)
-        )
-    ).all()
     turns: list[tuple[float, str]] = []
-    for r in rows:
-        payload = r.payload if isinstance(r.payload, dict) else orjson.loads(r.payload)
-        turn = held_turn(payload)
+    for payload in await uow.supplier_ops.rate_waiting_payloads(code):
+        turn = held_turn(jobs.from_json(jobs.RoutePayload, payload))
         if turn is not None:
             turns.append((turn.at, str(payload.get("order_id"))))
     return [{"order_id": order_id, "turn_at": at} for at, order_id in sorted(turns)[:limit]]

@@ -6,19 +6,30 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Sequence
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import orjson
 
-from topup.adapters.db.engine import Database, Tx
-from topup.adapters.db.helpers import in_param, list_param
 from topup.clock import rfc3339
 from topup.domain import statement_files as F
 from topup.domain import statements as S
 from topup.domain.errors import NotFound
+from topup.services.ports.supplier_ops import StatementRow
+from topup.services.uow import UnitOfWork
 
 # The statement-level exception when money is at stake beyond the late successes / duplicates.
 STATEMENT_EXCEPTION = "statement_discrepancies"
+
+
+class StatementStore(Protocol):
+    """What reconciling and reading statements need of the database (`adapters.db.engine.Database`)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    def reads(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """Independent statements, without a transaction around them on PostgreSQL."""
+        ...
 
 
 def json_value(value: Any) -> Any:
@@ -54,45 +65,33 @@ def view(
     }
 
 
-async def read_header(tx: Tx, statement_id: str) -> Any:
-    row = await tx.fetchrow("SELECT * FROM statements WHERE id = $1", statement_id)
+async def read_header(uow: UnitOfWork, statement_id: str) -> StatementRow:
+    row = await uow.supplier_ops.statement(statement_id)
     if row is None:
         raise NotFound(f"statement {statement_id} not found")
     return row
 
 
 async def discrepancies(
-    tx: Tx, statement_id: str, kind: str | None = None, limit: int | None = None
+    uow: UnitOfWork, statement_id: str, kind: str | None = None, limit: int | None = None
 ) -> list[S.Discrepancy]:
     """A statement's discrepancies in their order (optionally one kind, the first `limit`)."""
-    sql = "SELECT supplier_ref, kind, ours, theirs FROM statement_discrepancies WHERE statement_id = $1"
-    args: list[Any] = [statement_id]
-    if kind:
-        args.append(kind)
-        sql += f" AND kind = ${len(args)}"
-    sql += " ORDER BY seq"
-    if limit is not None:
-        args.append(limit)
-        sql += f" LIMIT ${len(args)}"
     kinds = {str(k): k for k in S.DiscrepancyKind}
     return [
         S.Discrepancy(ref, kinds[kind], json_value(ours), json_value(theirs))
-        for ref, kind, ours, theirs in await tx.fetch_values(sql, *args)
+        for ref, kind, ours, theirs in await uow.supplier_ops.discrepancies(statement_id, kind, limit)
     ]
 
 
 async def exceptions_of(
-    tx: Tx, statement_id: str, found: Sequence[S.Discrepancy]
+    uow: UnitOfWork, statement_id: str, found: Sequence[S.Discrepancy]
 ) -> dict[str, dict[str, Any]]:
     """The operator exceptions behind a statement: by attempt ref (late successes, duplicate
     fulfilments) and under the statement's id (everything else at stake)."""
     refs = {str(d.ours["ref"]) for d in found if d.unrecorded_success and d.ours}
     refs.add(statement_id)
-    rows = await tx.fetch(
-        "SELECT id, kind, ref, resolved_at, resolved_by, resolution_note FROM exceptions"
-        f" WHERE ref {in_param(tx, 1)} AND kind {in_param(tx, 2)}",
-        list_param(tx, refs),
-        list_param(tx, ["late_success", "duplicate_fulfilment", STATEMENT_EXCEPTION]),
+    rows = await uow.supplier_ops.exceptions_by_ref(
+        refs, ["late_success", "duplicate_fulfilment", STATEMENT_EXCEPTION]
     )
     return {
         r.ref: {
@@ -106,7 +105,7 @@ async def exceptions_of(
     }
 
 
-async def read(db: Database, statement_id: str) -> dict[str, Any]:
+async def read(db: StatementStore, statement_id: str) -> dict[str, Any]:
     """A stored statement as POST answered it."""
     async with db.reads() as tx:
         head = await read_header(tx, statement_id)
@@ -140,7 +139,7 @@ def discrepancies_csv(found: Sequence[S.Discrepancy]) -> Iterator[str]:
     yield buf.getvalue()
 
 
-def _listed(r: Any) -> dict[str, Any]:
+def _listed(r: StatementRow) -> dict[str, Any]:
     summary = dict(json_value(r.summary))
     return {
         "statement_id": r.id,
@@ -158,15 +157,13 @@ def _listed(r: Any) -> dict[str, Any]:
     }
 
 
-async def list_statements(tx: Tx, channel_code: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+async def list_statements(
+    uow: UnitOfWork, channel_code: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     """Statements newest first (without their discrepancies)."""
-    where, args = ("WHERE channel_code = $2", [channel_code]) if channel_code else ("", [])
-    rows = await tx.fetch(
-        f"SELECT * FROM statements {where} ORDER BY created_at DESC, id DESC LIMIT $1", limit, *args
-    )
-    return [_listed(r) for r in rows]
+    return [_listed(r) for r in await uow.supplier_ops.statements(channel_code, limit)]
 
 
-async def summary(tx: Tx, statement_id: str) -> dict[str, Any]:
+async def summary(uow: UnitOfWork, statement_id: str) -> dict[str, Any]:
     """One statement without its discrepancies."""
-    return _listed(await read_header(tx, statement_id))
+    return _listed(await read_header(uow, statement_id))

@@ -13,8 +13,6 @@ from typing import Any
 
 import orjson
 
-from topup.adapters.db.engine import Database, Tx
-from topup.adapters.db.helpers import in_param, list_param, new_id
 from topup.clock import rfc3339
 from topup.domain import ledger as L
 from topup.domain import statement_files as F
@@ -25,32 +23,24 @@ from topup.services import audit
 from topup.services import statement_views as views
 from topup.services.catalog import ConfigCache
 from topup.services.orders import add_event
+from topup.services.ports.supplier_ops import NewException, NewStatement
+from topup.services.statement_views import StatementStore
+from topup.services.uow import UnitOfWork
 
 STATEMENT_EXCEPTION = views.STATEMENT_EXCEPTION
 
 
-_ATTEMPTS = (
-    "SELECT a.supplier_ref, a.ref, a.order_id, a.status, COALESCE(a.dispatched_at, a.started_at), c.amount"
-    " FROM attempts a LEFT JOIN transfers c ON c.kind = $2 AND c.reference = a.ref"
-    " WHERE a.channel_code = $1 AND "
-)
-
-
 async def our_attempts(
-    tx: Tx, channel_code: str, refs: Sequence[str], start: float, end: float
+    uow: UnitOfWork, channel_code: str, refs: Sequence[str], start: float, end: float
 ) -> dict[str, S.OurAttempt]:
     """The channel's attempts dispatched in [start, end), plus those the statement names outside it:
     two bulk reads with the posted costs, as plain tuples."""
     cost = str(L.TransferKind.COST)
-    rows = await tx.fetch_values(
-        _ATTEMPTS + "a.dispatched_at >= $3 AND a.dispatched_at < $4", channel_code, cost, start, end
-    )
+    rows = await uow.supplier_ops.attempts_in_period(channel_code, cost, start, end)
     seen = {r[0] for r in rows}
     elsewhere = [ref for ref in refs if ref not in seen]
     if elsewhere:
-        rows += await tx.fetch_values(
-            _ATTEMPTS + f"a.supplier_ref {in_param(tx, 3)}", channel_code, cost, list_param(tx, elsewhere)
-        )
+        rows += await uow.supplier_ops.attempts_by_supplier_ref(channel_code, cost, elsewhere)
     make, outcome = S.OurAttempt, S.OUTCOMES.get
     return {
         supplier_ref or ref: make(
@@ -72,7 +62,7 @@ def digest_of(body: bytes) -> str:
 
 
 async def reconcile_statement(
-    db: Database,
+    db: StatementStore,
     cache: ConfigCache,
     channel_code: str,
     start: float,
@@ -97,28 +87,24 @@ async def reconcile_statement(
             raise NotFound(f"channel {channel_code} does not exist")
         ours = await our_attempts(tx, channel_code, [r.supplier_ref for r in rows], start, end)
         result = S.reconcile(rows, ours)
-        statement_id, created_at = new_id("stm", tx.now), tx.now
+        statement_id, created_at = tx.supplier_ops.new_statement_id(), tx.now
         summary = _summary(result, rows, ours)
-        inserted = await tx.exec(
-            "INSERT INTO statements (id, channel_code, period_from, period_to, digest, format, rows, matched,"
-            " summary, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            " ON CONFLICT (channel_code, period_from, period_to, digest) DO NOTHING",
-            statement_id,
-            channel_code,
-            start,
-            end,
-            digest,
-            fmt,
-            result.rows,
-            result.matched,
-            orjson.dumps(summary).decode(),
-            by,
-            tx.now,
+        inserted = await tx.supplier_ops.add_statement(
+            NewStatement(
+                statement_id,
+                channel_code,
+                start,
+                end,
+                digest,
+                fmt,
+                result.rows,
+                result.matched,
+                orjson.dumps(summary).decode(),
+                by,
+            )
         )
         if inserted:
-            await tx.executemany(
-                "INSERT INTO statement_discrepancies (statement_id, seq, supplier_ref, kind, ours, theirs,"
-                " at_stake) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            await tx.supplier_ops.add_discrepancies(
                 [
                     (
                         statement_id,
@@ -165,22 +151,17 @@ def _summary(
 
 
 async def _raise_exceptions(
-    tx: Tx, statement_id: str, channel_code: str, start: float, end: float, result: S.Reconciliation
+    uow: UnitOfWork, statement_id: str, channel_code: str, start: float, end: float, result: S.Reconciliation
 ) -> None:
     """Money at stake becomes work for operators: a supplier success we recorded as failed is a
     `late_success` (the order failed, or is still being retried elsewhere) or a `duplicate_fulfilment`
     (the order succeeded through another attempt); anything else at stake, one
     `statement_discrepancies` exception for the statement."""
-    raised: list[tuple[str, str | None, str, dict[str, Any]]] = []
+    raised: list[NewException] = []
     unrecorded = [d for d in result.discrepancies if d.unrecorded_success]
     if unrecorded:
         ids = {str((d.ours or {})["order_id"]) for d in unrecorded}
-        orders = {
-            order_id: status
-            for order_id, status in await tx.fetch_values(
-                f"SELECT id, status FROM orders WHERE id {in_param(tx, 1)}", list_param(tx, ids)
-            )
-        }
+        orders = await uow.supplier_ops.order_statuses(ids)
         for d in unrecorded:
             ours, theirs = d.ours or {}, d.theirs or {}
             status = orders.get(ours["order_id"])
@@ -193,7 +174,7 @@ async def _raise_exceptions(
                 "amount": theirs.get("amount"),
             }
             kind = "duplicate_fulfilment" if status == "succeeded" else "late_success"
-            raised.append((kind, str(ours["order_id"]), str(ours["ref"]), detail))
+            raised.append(NewException(kind, str(ours["order_id"]), str(ours["ref"]), detail))
     others = [d for d in result.discrepancies if d.at_stake and not d.unrecorded_success]
     if others:
         counts: dict[str, int] = {}
@@ -208,54 +189,35 @@ async def _raise_exceptions(
             "counts": counts,
             "at_stake": sum(d.at_stake for d in others),
         }
-        raised.append((STATEMENT_EXCEPTION, None, statement_id, detail))
-    await record_exceptions(tx, channel_code, raised)
+        raised.append(NewException(STATEMENT_EXCEPTION, None, statement_id, detail))
+    await record_exceptions(uow, channel_code, raised)
 
 
-async def record_exceptions(
-    tx: Tx, channel_code: str, items: Sequence[tuple[str, str | None, str, dict[str, Any]]]
-) -> None:
-    """`fulfilment.record_exception` for many at once (kind, order_id, ref, detail): one per (kind, ref),
-    the new ones on their order's timeline; a big statement may raise thousands."""
+async def record_exceptions(uow: UnitOfWork, channel_code: str, items: Sequence[NewException]) -> None:
+    """`fulfilment.record_exception` for many at once: one per (kind, ref), the new ones on their
+    order's timeline; a big statement may raise thousands."""
     if not items:
         return
-    refs = {ref for _, _, ref, _ in items}
-    existing = set(
-        await tx.fetch_values(
-            f"SELECT kind, ref FROM exceptions WHERE ref {in_param(tx, 1)}", list_param(tx, refs)
-        )
-    )
-    new = [item for item in items if (item[0], item[2]) not in existing]
-    await tx.executemany(
-        "INSERT INTO exceptions (id, kind, order_id, ref, channel_code, detail, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, ref) DO NOTHING",
-        [
-            (new_id("exc", tx.now), kind, order_id, ref, channel_code, orjson.dumps(detail).decode(), tx.now)
-            for kind, order_id, ref, detail in new
-        ],
-    )
-    for kind, order_id, ref, _ in new:
+    for kind, order_id, ref, _ in await uow.supplier_ops.add_exceptions(channel_code, items):
         if order_id:
-            await add_event(tx, order_id, None, "exception", {"kind": kind, "ref": ref})
+            await add_event(uow, order_id, None, "exception", {"kind": kind, "ref": ref})
 
 
-async def _find(tx: Tx, channel_code: str, start: float, end: float, digest: str) -> str | None:
-    row = await tx.fetchrow(
-        "SELECT id FROM statements WHERE channel_code = $1 AND period_from = $2 AND period_to = $3"
-        " AND digest = $4",
-        channel_code,
-        start,
-        end,
-        digest,
-    )
-    return None if row is None else str(row.id)
+async def _find(uow: UnitOfWork, channel_code: str, start: float, end: float, digest: str) -> str | None:
+    return await uow.supplier_ops.find_statement(channel_code, start, end, digest)
 
 
 async def sample(
-    tx: Tx, channel_code: str, start: float, end: float, *, with_discrepancies: bool = False, seed: int = 0
+    uow: UnitOfWork,
+    channel_code: str,
+    start: float,
+    end: float,
+    *,
+    with_discrepancies: bool = False,
+    seed: int = 0,
 ) -> str:
     """The statement the channel's supplier would send for [start, end) if it agreed with us (its final
     attempts, amounts = our posted costs), optionally with one discrepancy of each kind planted."""
-    ours = await our_attempts(tx, channel_code, [], start, end)
+    ours = await our_attempts(uow, channel_code, [], start, end)
     rows = S.sample(list(ours.values()), with_discrepancies=with_discrepancies, seed=seed)
     return F.render_csv(rows)

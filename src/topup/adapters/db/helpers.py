@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 
-from topup.adapters.db.engine import Tx
+from topup.ids import new_id as new_id
 
-
-def new_id(prefix: str, now: float) -> str:
-    """Opaque, roughly time-ordered ids: `ord_18c2f...`."""
-    return f"{prefix}_{int(now * 1000):011x}{secrets.token_hex(6)}"
+if TYPE_CHECKING:
+    from topup.adapters.db.engine import Tx
 
 
 async def insert_ignore(tx: Tx, table: Table, values: dict[str, Any], conflict: Sequence[str]) -> bool:

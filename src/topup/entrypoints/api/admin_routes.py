@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Query, Response
 
-from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Tx
+from topup.adapters.db.queries import operator_views as q
 from topup.bootstrap import Container
 from topup.clock import rfc3339
 from topup.domain import routing as R
 from topup.domain.errors import InvalidRequest, NotFound
 from topup.entrypoints.api.deps import admin_auth, container
+from topup.entrypoints.api.order_story import order_story, render_exception
 from topup.entrypoints.api.responses import JSONOut
 from topup.entrypoints.api.roles import AsAdmin, AsOperator, Role, requires
 from topup.entrypoints.api.schemas import (
@@ -51,12 +51,16 @@ def _code(code: str) -> str:
     return code
 
 
-def _put_response(body: dict[str, Any], created: bool) -> JSONOut:
-    return JSONOut(body, status_code=201 if created else 200)
+def _put_response(response: Response, body: dict[str, Any], created: bool) -> dict[str, Any]:
+    """201 when the PUT created the resource; the route's `response_model` checks and shapes `body`."""
+    response.status_code = 201 if created else 200
+    return body
 
 
 @router.put("/products/{code}", response_model=ProductOut, responses={201: {"model": ProductOut}})
-async def put_product(code: str, body: ProductIn, c: Ctr, actor: AsAdmin) -> JSONOut:
+async def put_product(
+    code: str, body: ProductIn, c: Ctr, actor: AsAdmin, response: Response
+) -> dict[str, Any]:
     _code(code)
     if body.price > body.face_value * 10:
         raise InvalidRequest("price: more than ten times the face value looks like a typo")
@@ -75,30 +79,20 @@ async def put_product(code: str, body: ProductIn, c: Ctr, actor: AsAdmin) -> JSO
         out, created = await audited.put_product(tx, actor, code, body.model_dump())
     c.cache.invalidate()
     out.pop("enabled", None)
-    return _put_response(out, created)
+    return _put_response(response, out, created)
 
 
 @router.get("/products", dependencies=[requires(Role.VIEWER)])
 async def list_products(c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
-        rows = (await tx.conn.execute(select(t.products).order_by(t.products.c.code))).all()
-    items = [
-        {
-            "code": r.code,
-            "business_type": r.business_type,
-            "brand": r.brand,
-            "name": r.name,
-            "face_value": int(r.face_value),
-            "price": int(r.price),
-            "enabled": r.enabled,
-        }
-        for r in rows
-    ]
+        items = [r._asdict() for r in await q.products(tx)]
     return JSONOut({"items": items, "next_cursor": None})
 
 
 @router.put("/channels/{code}", response_model=ChannelOut, responses={201: {"model": ChannelOut}})
-async def put_channel(code: str, body: ChannelIn, c: Ctr, actor: AsAdmin) -> JSONOut:
+async def put_channel(
+    code: str, body: ChannelIn, c: Ctr, actor: AsAdmin, response: Response
+) -> dict[str, Any]:
     _code(code)
     if body.max_wait_s < body.timeout_s:
         raise InvalidRequest("max_wait_s: must be at least timeout_s")
@@ -107,7 +101,7 @@ async def put_channel(code: str, body: ChannelIn, c: Ctr, actor: AsAdmin) -> JSO
             tx, actor, c.cache, code, body.model_dump(), c.box, c.suppliers
         )
     c.cache.invalidate()
-    return _put_response(out, created)
+    return _put_response(response, out, created)
 
 
 @router.get("/channels", dependencies=[requires(Role.VIEWER)])
@@ -125,8 +119,8 @@ async def list_channels(c: Ctr) -> JSONOut:
 async def group_view(tx: Tx, c: Container, code: str, to: R.Destination | None = None) -> dict[str, Any]:
     snap = await c.cache.fresh(tx)
     group = snap.groups.get(code)
-    row = (await tx.conn.execute(select(t.groups).where(t.groups.c.code == code))).first()
-    if group is None or row is None:
+    exists = await q.group_exists(tx, code)
+    if group is None or not exists:
         raise NotFound(f"group {code} not found")
     state = await catalog.group_state(tx, code)
     assert state is not None
@@ -166,13 +160,13 @@ async def group_view(tx: Tx, c: Container, code: str, to: R.Destination | None =
 
 
 @router.put("/groups/{code}", response_model=GroupOut, responses={201: {"model": GroupOut}})
-async def put_group(code: str, body: GroupIn, c: Ctr, actor: AsAdmin) -> JSONOut:
+async def put_group(code: str, body: GroupIn, c: Ctr, actor: AsAdmin, response: Response) -> dict[str, Any]:
     _code(code)
     async with c.db.transaction() as tx:
         created = await audited.put_group(tx, actor, c.cache, code, body.model_dump())
         view = await group_view(tx, c, code)
     c.cache.invalidate()
-    return _put_response(view, created)
+    return _put_response(response, view, created)
 
 
 @router.get(
@@ -186,34 +180,24 @@ async def get_group(
     c: Ctr,
     carrier: Annotated[str | None, Query(max_length=64)] = None,
     region: Annotated[str | None, Query(max_length=8)] = None,
-) -> JSONOut:
+) -> dict[str, Any]:
     """`?carrier=&region=`: the ranking for orders of that carrier and home region (SPEC 7)."""
     to = destination(carrier, region)
     async with c.db.transaction() as tx:
-        return JSONOut(await group_view(tx, c, code, to))
+        return await group_view(tx, c, code, to)
 
 
 @router.get("/groups", dependencies=[requires(Role.VIEWER)])
 async def list_groups(c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
-        codes = [
-            r.code for r in (await tx.conn.execute(select(t.groups.c.code).order_by(t.groups.c.code))).all()
-        ]
-        items = [await group_view(tx, c, code) for code in codes]
+        items = [await group_view(tx, c, code) for code in await q.group_codes(tx)]
     return JSONOut({"items": items, "next_cursor": None})
 
 
 @router.get("/groups/{code}/switches", dependencies=[requires(Role.VIEWER)])
 async def group_switches(code: str, c: Ctr, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> JSONOut:
     async with c.db.transaction() as tx:
-        rows = (
-            await tx.conn.execute(
-                select(t.group_switches)
-                .where(t.group_switches.c.group_code == code)
-                .order_by(t.group_switches.c.id.desc())
-                .limit(limit)
-            )
-        ).all()
+        rows = await q.group_switches(tx, code, limit)
     items = [
         {
             "from_channel": r.from_channel,
@@ -228,20 +212,21 @@ async def group_switches(code: str, c: Ctr, limit: Annotated[int, Query(ge=1, le
 
 
 @router.put("/merchants/{merchant_id}", response_model=MerchantOut, responses={201: {"model": MerchantOut}})
-async def put_merchant(merchant_id: str, body: MerchantIn, c: Ctr, actor: AsAdmin) -> JSONOut:
+async def put_merchant(
+    merchant_id: str, body: MerchantIn, c: Ctr, actor: AsAdmin, response: Response
+) -> dict[str, Any]:
     _code(merchant_id)
     async with c.db.transaction() as tx:
         out, created = await audited.put_merchant(tx, actor, merchant_id, body.model_dump())
     c.merchants.invalidate(merchant_id)
-    return _put_response(out, created)
+    return _put_response(response, out, created)
 
 
 @router.get("/merchants", dependencies=[requires(Role.VIEWER)])
 async def list_merchants(c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
-        rows = (await tx.conn.execute(select(t.merchants).order_by(t.merchants.c.id))).all()
         items = []
-        for r in rows:
+        for r in await q.merchants(tx):
             items.append({**merchants.public(r), "balance": await ledger.balance(tx, r.id)})
     return JSONOut({"items": items, "next_cursor": None})
 
@@ -252,116 +237,12 @@ async def list_merchants(c: Ctr) -> JSONOut:
     response_model=CreditOut,
     responses={200: {"model": CreditOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
 )
-async def credit(merchant_id: str, body: CreditIn, c: Ctr, actor: AsAdmin) -> JSONOut:
+async def credit(
+    merchant_id: str, body: CreditIn, c: Ctr, actor: AsAdmin, response: Response
+) -> dict[str, Any]:
     async with c.db.transaction() as tx:
         out, created = await audited.credit(tx, actor, merchant_id, body.amount, body.reference)
-    return JSONOut(out, status_code=201 if created else 200)
-
-
-async def order_story(tx: Tx, order_id: str) -> dict[str, Any]:
-    """The order with everything that happened to it, for operators."""
-    row = await orders.get_order(tx, order_id)
-    out = await orders.render_order(tx, row)
-    out["merchant_id"] = row.merchant_id
-    out["group"] = row.group_code
-    out["route_plan"] = row.route_plan
-    out["is_probe"] = row.is_probe
-    out["funding"] = row.funding
-    out["payment_id"] = row.payment_id
-    out["notify_url"] = row.notify_url
-    evs = (
-        await tx.conn.execute(
-            select(t.order_events).where(t.order_events.c.order_id == order_id).order_by(t.order_events.c.id)
-        )
-    ).all()
-    out["timeline"] = [
-        {"at": rfc3339(e.at), "attempt": e.attempt_no, "kind": e.kind, "detail": e.detail} for e in evs
-    ]
-    cbs = (
-        await tx.conn.execute(
-            select(t.callbacks).where(t.callbacks.c.ref.like(f"{order_id}-%")).order_by(t.callbacks.c.id)
-        )
-    ).all()
-    out["callbacks"] = [
-        {
-            "channel": cb.channel_code,
-            "ref": cb.ref,
-            "status": cb.status,
-            "code": cb.code,
-            "message": cb.message,
-            "outcome": cb.outcome,
-            "received_at": rfc3339(cb.received_at),
-        }
-        for cb in cbs
-    ]
-    deliveries = (
-        await tx.conn.execute(select(t.deliveries).where(t.deliveries.c.order_id == order_id))
-    ).all()
-    notes = []
-    for d in deliveries:
-        tries = (
-            await tx.conn.execute(
-                select(t.delivery_attempts)
-                .where(t.delivery_attempts.c.event_id == d.event_id)
-                .order_by(t.delivery_attempts.c.id)
-            )
-        ).all()
-        notes.append(
-            {
-                "event_id": d.event_id,
-                "url": d.url,
-                "status": d.status,
-                "tries": d.tries,
-                "next_at": rfc3339(d.next_at) if d.status == "pending" else None,
-                "delivered_at": rfc3339(d.delivered_at),
-                "attempts": [
-                    {
-                        "at": rfc3339(a.at),
-                        "status_code": a.status_code,
-                        "latency_ms": a.latency_ms,
-                        "error": a.error,
-                    }
-                    for a in tries
-                ],
-            }
-        )
-    out["notifications"] = notes
-    trs = (
-        await tx.conn.execute(
-            select(t.transfers).where(t.transfers.c.order_id == order_id).order_by(t.transfers.c.created_at)
-        )
-    ).all()
-    postings = []
-    for tr in trs:
-        ps = (await tx.conn.execute(select(t.postings).where(t.postings.c.transfer_id == tr.id))).all()
-        postings.append(
-            {
-                "transfer_id": tr.id,
-                "kind": tr.kind,
-                "amount": int(tr.amount),
-                "at": rfc3339(tr.created_at),
-                "postings": [{"account": p.account_id, "amount": int(p.amount)} for p in ps],
-            }
-        )
-    out["ledger"] = postings
-    exc = (await tx.conn.execute(select(t.exceptions).where(t.exceptions.c.order_id == order_id))).all()
-    out["exceptions"] = [render_exception(e) for e in exc]
-    return out
-
-
-def render_exception(e: Any) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "kind": e.kind,
-        "order_id": e.order_id,
-        "ref": e.ref,
-        "channel": e.channel_code,
-        "detail": e.detail,
-        "created_at": rfc3339(e.created_at),
-        "resolved_at": rfc3339(e.resolved_at),
-        "resolved_by": e.resolved_by,
-        "resolution_note": e.resolution_note,
-    }
+    return _put_response(response, out, created)
 
 
 @router.get("/orders/{order_id}", responses={404: {"model": ErrorOut}}, dependencies=[requires(Role.VIEWER)])
@@ -402,15 +283,8 @@ async def list_exceptions(
     kind: Annotated[str | None, Query(max_length=48)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JSONOut:
-    stmt = select(t.exceptions)
-    if resolved is not None:
-        stmt = stmt.where(
-            t.exceptions.c.resolved_at.is_not(None) if resolved else t.exceptions.c.resolved_at.is_(None)
-        )
-    if kind:
-        stmt = stmt.where(t.exceptions.c.kind == kind)
     async with c.db.transaction() as tx:
-        rows = (await tx.conn.execute(stmt.order_by(t.exceptions.c.created_at.desc()).limit(limit))).all()
+        rows = await q.exceptions(tx, resolved, kind, limit)
     return JSONOut({"items": [render_exception(e) for e in rows], "next_cursor": None})
 
 
@@ -428,6 +302,6 @@ async def resolve_exception(
 
 
 @router.get("/ledger/check", response_model=LedgerCheckOut, dependencies=[requires(Role.VIEWER)])
-async def ledger_check(c: Ctr) -> JSONOut:
+async def ledger_check(c: Ctr) -> dict[str, Any]:
     async with c.db.transaction() as tx:
-        return JSONOut(await ledger.check(tx))
+        return await ledger.check(tx)

@@ -4,29 +4,35 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
 
 from topup.bootstrap import Container
+from topup.entrypoints import console, metrics, stream, web
 from topup.entrypoints.api import (
     admin_routes,
+    batch_routes,
     callback_routes,
     channel_routes,
     errors,
     merchant_routes,
     money_routes,
+    notification_routes,
     security_routes,
     supplier_routes,
 )
+from topup.entrypoints.console.auth import ConsoleAuth
+from topup.entrypoints.site import Site
+from topup.entrypoints.stream.hub import EventHub
+from topup.entrypoints.web.auth import WebAuth
+from topup.entrypoints.worker import start_background
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # Supplier statements (SPEC 8) run to 100,000s of rows: their uploads may be larger.
 LARGE_BODIES = re.compile(r"^/(admin/v1/channels/[^/]+/statements|console/money/statements)$")
 MAX_STATEMENT_BYTES = 64 * 1024 * 1024
-
-Startup = Callable[[Container], Awaitable[Any]]
 
 
 class BodyLimit:
@@ -92,21 +98,38 @@ async def _reject(send: Any, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(container: Container, on_startup: list[Startup] | None = None) -> FastAPI:
-    """The API, the web pages and (when given as startup hooks) the background worker in one app."""
-    background: list[Any] = []
+def build_site(c: Container) -> Site:
+    return Site(
+        event_hub=EventHub(c.db),
+        web_auth=WebAuth.for_container(c),
+        console_auth=ConsoleAuth.for_container(c),
+        metrics=metrics.Metrics.create(),
+    )
+
+
+def create_app(container: Container, *, worker: bool | None = None, site: Site | None = None) -> FastAPI:
+    """The API, the web pages, the console, the WebSocket and (unless `worker` is False, or
+    `settings.run_worker` is when it is None) the background worker in one app.
+
+    Starting the app migrates, starts the worker, the event hub and the balance checks; stopping it
+    stops them and closes the container.
+    """
+    run_worker = container.settings.run_worker if worker is None else worker
+    site = site or build_site(container)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.start()
-        for hook in on_startup or []:
-            background.append(await hook(container))
+        running = await start_background(container, worker=run_worker)
         try:
-            yield
+            await site.event_hub.start()
+            try:
+                yield
+            finally:
+                await site.event_hub.aclose()
         finally:
-            for b in reversed(background):
-                if b is not None and hasattr(b, "aclose"):
-                    await b.aclose()
+            if running is not None:
+                await running.aclose()
             await container.close()
 
     app = FastAPI(
@@ -116,6 +139,7 @@ def create_app(container: Container, on_startup: list[Startup] | None = None) ->
         description="Prepaid top-up orders with supplier routing and failover. See SPEC.md for contracts.",
     )
     app.state.container = container
+    app.state.site = site
     errors.install(app)
     app.include_router(merchant_routes.router)
     app.include_router(admin_routes.router)
@@ -124,8 +148,13 @@ def create_app(container: Container, on_startup: list[Startup] | None = None) ->
     app.include_router(security_routes.router)
     app.include_router(money_routes.router)
     app.include_router(callback_routes.router)
-    for extra in container.extras.get("routers", []):
-        app.include_router(extra)
+    for router in notification_routes.routers():
+        app.include_router(router)
+    app.include_router(stream.router)
+    app.include_router(batch_routes.router)
+    for router in [*web.routers(), *console.routers()]:
+        app.include_router(router)
+    app.include_router(metrics.router)
     app.add_middleware(BodyLimit)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

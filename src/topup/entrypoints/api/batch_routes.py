@@ -15,7 +15,6 @@ from topup.entrypoints.api.deps import MerchantCtx, container, merchant_auth, re
 from topup.entrypoints.api.responses import JSONOut
 from topup.entrypoints.api.schemas import ErrorOut
 from topup.services import batches
-from topup.services.batches import payments_of
 
 router = APIRouter(responses={401: {"model": ErrorOut}, 400: {"model": ErrorOut}, 404: {"model": ErrorOut}})
 
@@ -54,7 +53,7 @@ async def list_batches(merchant: Merchant, c: Ctr) -> JSONOut:
 async def get_batch(batch_id: str, merchant: Merchant, c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
         row = await batches.get_batch(tx, batch_id, merchant.id)
-        return JSONOut(await batches.render_batch(tx, row, payments_of(c)))
+        return JSONOut(await batches.render_batch(tx, row, c.payments))
 
 
 @router.post(
@@ -66,14 +65,14 @@ async def pay_batch(batch_id: str, request: Request, merchant: Merchant, c: Ctr)
     """ONE payment for every placed order: balance at once, or a pending sandbox payment with pay_url."""
     body = await json_body(request)
     async with c.db.transaction() as tx:
-        out, created = await batches.pay(tx, payments_of(c), merchant.id, batch_id, body)
+        out, created = await batches.pay(tx, c.payments, merchant.id, batch_id, body)
     return JSONOut(out, status_code=201 if created else 200)
 
 
 @router.post("/v1/batches/{batch_id}/cancel", responses={409: {"model": ErrorOut}})
 async def cancel_batch(batch_id: str, merchant: Merchant, c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
-        return JSONOut(await batches.cancel(tx, payments_of(c), merchant.id, batch_id))
+        return JSONOut(await batches.cancel(tx, c.payments, merchant.id, batch_id))
 
 
 @router.get("/v1/batches/{batch_id}/results.csv", response_class=Response)
@@ -95,7 +94,7 @@ def csv_response(text: str, batch_id: str) -> Response:
 @router.post("/sandbox/notify", include_in_schema=False)
 async def sandbox_notify(request: Request, c: Ctr) -> JSONOut:
     """The sandbox gateway's asynchronous notify, signed with the gateway secret (SPEC section 0)."""
-    payments = payments_of(c)
+    payments = c.payments
     raw = await request.body()
     try:
         signing.verify(payments.secret, request.headers, "POST", request_target(request), raw, c.clock.now())

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
 
 from topup import signing
-from topup.adapters.db import tables as t
+from topup.adapters.db.queries.merchant_views import MerchantKey, merchant_key
 from topup.bootstrap import Container
 from topup.domain.errors import Unauthorized
 
@@ -41,17 +39,11 @@ class MerchantCtx:
     notify_url: str | None
 
 
-async def load_merchant(c: Container, merchant_id: str) -> Any | None:
-    row = c.merchants.get(merchant_id)
+async def load_merchant(c: Container, merchant_id: str) -> MerchantKey | None:
+    row: MerchantKey | None = c.merchants.get(merchant_id)
     if row is None:
         async with c.db.transaction() as tx:
-            row = (
-                await tx.conn.execute(
-                    select(t.merchants.c.id, t.merchants.c.secret, t.merchants.c.notify_url).where(
-                        t.merchants.c.id == merchant_id
-                    )
-                )
-            ).first()
+            row = await merchant_key(tx, merchant_id)
         if row is not None:
             c.merchants.put(merchant_id, row)
     return row

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -38,6 +38,7 @@ async def create_order(
     merchant: Annotated[MerchantCtx, Depends(merchant_auth)],
     c: Annotated[Container, Depends(container)],
 ) -> JSONOut:
+    # Hot path: rendered with orjson, bypassing the response_model (attempts also carry `supplier_ref`).
     order, created = await place(c, merchant, body)
     return JSONOut(order, status_code=201 if created else 200)
 
@@ -48,6 +49,7 @@ async def get_order(
     merchant: Annotated[MerchantCtx, Depends(merchant_auth)],
     c: Annotated[Container, Depends(container)],
 ) -> JSONOut:
+    # Polled by merchants: orjson as for POST /v1/orders (the response_model would drop `supplier_ref`).
     async with c.db.transaction() as tx:
         row = await orders.get_order(tx, order_id, merchant.id)
         return JSONOut(await orders.render_order(tx, row))
@@ -63,6 +65,7 @@ async def list_orders(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JSONOut:
+    # Up to 200 orders a page: orjson, as for one order (the response_model would drop `supplier_ref`).
     async with c.db.transaction() as tx:
         page = await orders.list_orders(
             tx,
@@ -80,17 +83,17 @@ async def list_orders(
 async def list_products(
     _merchant: Annotated[MerchantCtx, Depends(merchant_auth)],
     c: Annotated[Container, Depends(container)],
-) -> JSONOut:
+) -> dict[str, Any]:
     async with c.db.transaction() as tx:
         snap = await c.cache.get(tx)
     items = [p.public() for p in sorted(snap.products.values(), key=lambda p: p.code) if p.enabled]
-    return JSONOut({"items": items, "next_cursor": None})
+    return {"items": items, "next_cursor": None}
 
 
 @router.get("/balance", response_model=BalanceOut)
 async def get_balance(
     merchant: Annotated[MerchantCtx, Depends(merchant_auth)],
     c: Annotated[Container, Depends(container)],
-) -> JSONOut:
+) -> dict[str, Any]:
     async with c.db.transaction() as tx:
-        return JSONOut(await ledger.balance(tx, merchant.id))
+        return await ledger.balance(tx, merchant.id)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from topup.bootstrap import Container
 
-
-def install(container: Container) -> None:
+def routers() -> list[APIRouter]:
+    """The console's pages and actions, and the admin API routes only the console uses."""
     from topup.entrypoints.console import (
         actions,
         admin_extras,
@@ -19,10 +16,7 @@ def install(container: Container) -> None:
         security_pages,
         supplier_pages,
     )
-    from topup.entrypoints.console.auth import ConsoleAuth
 
-    container.extras["console_auth"] = ConsoleAuth.for_container(container)
-    routers: list[Any] = container.extras.setdefault("routers", [])
     console = APIRouter()
     # Actions first: /console/edit/... and /console/login must not be taken for a page parameter.
     console.include_router(actions.router)
@@ -31,5 +25,4 @@ def install(container: Container) -> None:
     console.include_router(security_pages.router)
     console.include_router(supplier_pages.router)
     console.include_router(pages.router)
-    routers.append(console)
-    routers.append(admin_extras.router)
+    return [console, admin_extras.router]

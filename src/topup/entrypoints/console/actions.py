@@ -12,10 +12,9 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
-from topup.adapters.db import tables as t
+from topup.adapters.db.queries import operator_views as q
 from topup.bootstrap import Container
 from topup.domain.errors import InvalidRequest, TopupError
 from topup.entrypoints.api import admin_routes
@@ -38,6 +37,7 @@ from topup.entrypoints.console.render import page
 from topup.entrypoints.console.roles import AdminPost, OperatorPost
 from topup.entrypoints.websession import Session
 from topup.services import audited
+from topup.services.ports.catalog import ProductRow
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 Op = Annotated[Session, Depends(operator)]
@@ -145,8 +145,9 @@ async def deposit(request: Request, merchant_id: str, user: AdminPost, c: Ctr) -
         body = forms.deposit(await request.form())
     except forms.FormError as e:
         raise InvalidRequest(" ".join(e.messages)) from None
-    out = await admin_routes.credit(merchant_id, body, c, user.actor)
-    return _done("/console/merchants", "deposited" if out.status_code == 201 else "replayed", merchant_id)
+    answer = Response()  # the API route sets 201 for a new deposit, 200 for a replay
+    await admin_routes.credit(merchant_id, body, c, user.actor, answer)
+    return _done("/console/merchants", "deposited" if answer.status_code == 201 else "replayed", merchant_id)
 
 
 @router.post("/channels/{code}/{action}")
@@ -162,9 +163,14 @@ async def switch_channel(code: str, action: str, user: OperatorPost, c: Ctr) -> 
 # ---- edit forms ---------------------------------------------------------------------------------
 
 
-async def _load(c: Container, table: Any, code: str) -> Any | None:
+async def _product(c: Container, code: str) -> ProductRow | None:
     async with c.db.transaction() as tx:
-        return (await tx.conn.execute(select(table).where(table.c.code == code))).first()
+        return await tx.catalog.product(code)
+
+
+async def _group_exists(c: Container, code: str) -> bool:
+    async with c.db.transaction() as tx:
+        return await q.group_exists(tx, code)
 
 
 def _form_values(form: Any) -> dict[str, str]:
@@ -174,7 +180,7 @@ def _form_values(form: Any) -> dict[str, str]:
 @router.get("/edit/product")
 async def product_form(request: Request, session: Op, c: Ctr) -> Response:
     code = request.query_params.get("code", "")
-    row = await _load(c, t.products, code) if code else None
+    row = await _product(c, code) if code else None
     values: dict[str, Any] = {"code": code, "enabled": "on"}
     if row is not None:
         values = {**row._asdict(), "brand": row.brand or "", "enabled": "on" if row.enabled else ""}
@@ -188,10 +194,10 @@ async def save_product(request: Request, user: AdminPost, c: Ctr) -> Response:
     try:
         code = forms.code_of(form)
         body = forms.product(form)
-        await admin_routes.put_product(code, body, c, user.actor)
+        await admin_routes.put_product(code, body, c, user.actor, Response())
     except (forms.FormError, TopupError) as e:
         errors = e.messages if isinstance(e, forms.FormError) else [e.message]
-        existing = await _load(c, t.products, str(form.get("code") or ""))
+        existing = await _product(c, str(form.get("code") or ""))
         return page(
             request,
             "product_form.html",
@@ -276,7 +282,7 @@ async def save_group(request: Request, user: AdminPost, c: Ctr) -> Response:
     try:
         code = forms.code_of(form)
         body = forms.group(form)
-        await admin_routes.put_group(code, body, c, user.actor)
+        await admin_routes.put_group(code, body, c, user.actor, Response())
     except (forms.FormError, TopupError) as e:
         errors = e.messages if isinstance(e, forms.FormError) else [e.message]
         members = [
@@ -284,8 +290,8 @@ async def save_group(request: Request, user: AdminPost, c: Ctr) -> Response:
             for i in range(forms.MAX_MEMBER_ROWS)
             if form.get(f"member-{i}-channel")
         ]
-        existing = await _load(c, t.groups, str(form.get("code") or ""))
+        exists = await _group_exists(c, str(form.get("code") or ""))
         return await _group_form(
-            request, session, c, _form_values(form), members, new=existing is None, status=400, errors=errors
+            request, session, c, _form_values(form), members, new=not exists, status=400, errors=errors
         )
     return _done(f"/console/groups/{code}", "saved", f"Group {code}")

@@ -13,15 +13,14 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
-from topup.adapters.db import tables as t
 from topup.bootstrap import Container
 from topup.domain.errors import TopupError
 from topup.domain.roles import Actor, Role, Via
+from topup.entrypoints.site import site_of
 from topup.entrypoints.websession import Session, SiteAuth, csrf_ok
-from topup.services import merchants
+from topup.services import merchants, operators
 
 COOKIE = "topup_console"
 LOGIN_COOKIE = "topup_console_login"
@@ -45,7 +44,7 @@ class ConsoleAuth(SiteAuth):
 
 
 def console_auth(request: Request) -> ConsoleAuth:
-    return request.app.state.container.extras["console_auth"]  # type: ignore[no-any-return]
+    return site_of(request).console_auth
 
 
 def display_name(session: Session) -> str:
@@ -60,7 +59,7 @@ async def check_credentials(c: Container, username: str, password: str) -> str |
         ok = hmac.compare_digest(password.encode(), c.settings.admin_token.encode())
         return ADMIN_SUBJECT if ok else None
     async with c.db.transaction() as tx:
-        row = (await tx.conn.execute(select(t.operators).where(t.operators.c.id == username))).first()
+        row = await tx.operators.get(username)
     hashed = row.password_hash if row is not None else None
     # argon2 costs tens of milliseconds of CPU: keep the event loop free.
     ok = await asyncio.to_thread(merchants.verify_password, hashed, password)
@@ -73,13 +72,7 @@ async def _operator_role(c: Container, subject: str) -> Role | None:
         return Role.ADMIN
     name = subject.removeprefix(OPERATOR_PREFIX)
     async with c.db.transaction() as tx:
-        row = (await tx.conn.execute(select(t.operators.c.role).where(t.operators.c.id == name))).first()
-    if row is None:
-        return None
-    try:
-        return Role(row.role)
-    except ValueError:
-        return Role.VIEWER  # an unknown stored value grants the least
+        return await operators.role_of(tx, name)  # an unknown stored role grants the least
 
 
 async def operator(request: Request) -> Session:

@@ -127,7 +127,7 @@ async def save_channel(request: Request, user: AdminPost, c: Ctr) -> Response:
         code = forms.code_of(form)
         existing = (ch.protocol, ch.credentials) if ch is not None else None
         body = forms.channel(form, existing=existing, fields=_fields(c))
-        await admin_routes.put_channel(code, body, c, user.actor)
+        await admin_routes.put_channel(code, body, c, user.actor, Response())
     except (forms.FormError, TopupError) as e:
         errors = e.messages if isinstance(e, forms.FormError) else [e.message]
         values = {k: str(v) for k, v in form.items() if k != "csrf" and k != "secret"}

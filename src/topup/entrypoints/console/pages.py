@@ -9,15 +9,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from topup.adapters.db import tables as t
+from topup.adapters.db.queries import operator_views
 from topup.bootstrap import Container
-from topup.entrypoints.api.admin_routes import group_view, order_story, render_exception
+from topup.entrypoints.api.admin_routes import group_view
 from topup.entrypoints.api.deps import container
+from topup.entrypoints.api.order_story import order_story, render_exception
 from topup.entrypoints.console import charts, stats, timeline
-from topup.entrypoints.console.auth import ConsoleRoute, operator
+from topup.entrypoints.console.auth import ConsoleRoute, console_auth, operator
 from topup.entrypoints.console.render import STATIC, page
 from topup.entrypoints.websession import Session
 from topup.services import coverage, ledger, merchants, orders, rate_limits
@@ -31,7 +31,7 @@ STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
 
 
 def error_page(request: Request, status: int, title: str, message: str) -> Response:
-    session = request.app.state.container.extras["console_auth"].sessions.read(request)
+    session = console_auth(request).sessions.read(request)
     return page(request, "error.html", session, status=status, title=title, message=message)
 
 
@@ -46,8 +46,7 @@ async def static(name: str) -> Response:
 
 async def _group_views(c: Container) -> list[dict[str, Any]]:
     async with c.db.transaction() as tx:
-        codes = (await tx.conn.execute(select(t.groups.c.code).order_by(t.groups.c.code))).scalars().all()
-        return [await group_view(tx, c, code) for code in codes]
+        return [await group_view(tx, c, code) for code in await operator_views.group_codes(tx)]
 
 
 @router.get("")
@@ -178,11 +177,8 @@ async def order(request: Request, order_id: str, session: Op, c: Ctr) -> Respons
 @router.get("/exceptions")
 async def exceptions(request: Request, session: Op, c: Ctr) -> Response:
     show = request.query_params.get("show", "open")
-    stmt = select(t.exceptions)
-    if show != "all":
-        stmt = stmt.where(t.exceptions.c.resolved_at.is_(None))
     async with c.db.transaction() as tx:
-        rows = (await tx.conn.execute(stmt.order_by(t.exceptions.c.created_at.desc()).limit(200))).all()
+        rows = await operator_views.exceptions(tx, None if show == "all" else False, None, 200)
     items = [render_exception(e) for e in rows]
     for item in items:
         item["summary"] = timeline.describe(item["detail"])
@@ -192,8 +188,10 @@ async def exceptions(request: Request, session: Op, c: Ctr) -> Response:
 @router.get("/merchants")
 async def merchant_list(request: Request, session: Op, c: Ctr) -> Response:
     async with c.db.transaction() as tx:
-        rows = (await tx.conn.execute(select(t.merchants).order_by(t.merchants.c.id))).all()
-        items = [{**merchants.public(r), "balance": await ledger.balance(tx, r.id)} for r in rows]
+        items = [
+            {**merchants.public(r), "balance": await ledger.balance(tx, r.id)}
+            for r in await operator_views.merchants(tx)
+        ]
     reference = f"console-{int(time.time())}-{secrets.token_hex(3)}"
     return page(request, "merchants.html", session, items=items, reference=reference)
 

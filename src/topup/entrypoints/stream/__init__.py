@@ -16,7 +16,7 @@ late events, so each is still sent exactly once on the connection.
     hub.py         EventHub: commit hook + LISTEN + poll -> wake-ups of subscribed connections
     messages.py    client frame parsing, error replies, request ids
     connection.py  StreamConnection: reader, writer, order placement and event pump of one socket
-    endpoint.py    the route, the `auth` handshake and the plug-in `install` hook
+    endpoint.py    the route and the `auth` handshake (`create_app` includes the router, runs the hub)
 """
 
 from __future__ import annotations
@@ -37,9 +37,7 @@ from topup.entrypoints.stream.endpoint import (
     PATH,
     authenticate,
     hub_of,
-    install,
     router,
-    start_hub,
     stream,
 )
 from topup.entrypoints.stream.events import PAGE, event_seq
@@ -70,8 +68,6 @@ __all__ = [
     "error_message",
     "event_seq",
     "hub_of",
-    "install",
     "router",
-    "start_hub",
     "stream",
 ]

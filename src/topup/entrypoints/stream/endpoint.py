@@ -1,10 +1,9 @@
-"""The `/v1/stream` route: the signed `auth` handshake, then one `StreamConnection`; plug-in wiring."""
+"""The `/v1/stream` route: the signed `auth` handshake, then one `StreamConnection`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket
@@ -12,6 +11,7 @@ from fastapi import APIRouter, WebSocket
 from topup import signing
 from topup.bootstrap import Container
 from topup.entrypoints.api.deps import MerchantCtx, load_merchant
+from topup.entrypoints.site import site_of
 from topup.entrypoints.stream.connection import StreamConnection
 from topup.entrypoints.stream.events import _max_seq, event_seq
 from topup.entrypoints.stream.hub import EventHub
@@ -61,11 +61,9 @@ async def authenticate(ws: WebSocket, c: Container) -> tuple[MerchantCtx, str | 
     return MerchantCtx(row.id, row.secret, row.notify_url), after if isinstance(after, str) else None
 
 
-async def hub_of(c: Container) -> EventHub:
-    hub = c.extras.get("event_hub")
-    if hub is None:  # the app was built without the plug-in's startup hook
-        hub = c.extras["event_hub"] = await EventHub(c.db).start()
-    return hub  # type: ignore[no-any-return]
+def hub_of(ws: WebSocket) -> EventHub:
+    """The app's event hub (`create_app` starts it with the app)."""
+    return site_of(ws).event_hub
 
 
 router = APIRouter()
@@ -87,16 +85,4 @@ async def stream(ws: WebSocket) -> None:
             return
         start = seq
     await ws.send_text(orjson.dumps({"type": "auth.ok"}).decode())
-    await StreamConnection(ws, c, await hub_of(c), merchant).run(start)
-
-
-async def start_hub(c: Container) -> EventHub:
-    hub = await EventHub(c.db).start()
-    c.extras["event_hub"] = hub
-    return hub
-
-
-def install(c: Container) -> Any:
-    """Register the WebSocket route; the startup hook runs the process's event hub."""
-    c.extras.setdefault("routers", []).append(router)
-    return start_hub
+    await StreamConnection(ws, c, hub_of(ws), merchant).run(start)

@@ -6,10 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
-
-from topup.adapters.db import tables as t
 from topup.adapters.db.engine import Database
+from topup.adapters.db.queries import merchant_views as q
 from topup.entrypoints.stream.cursor import StreamCursor
 from topup.services.outbox import event_message
 
@@ -19,69 +17,33 @@ PAGE = 100
 
 async def _max_seq(db: Database, merchant_id: str | None = None) -> int:
     async with db.transaction() as tx:
-        q = select(func.max(t.events.c.seq))
-        if merchant_id is not None:
-            q = q.where(t.events.c.merchant_id == merchant_id)
-        return int((await tx.conn.execute(q)).scalar() or 0)
+        return await q.max_seq(tx, merchant_id)
 
 
 async def event_seq(db: Database, merchant_id: str, event_id: str) -> int | None:
     async with db.transaction() as tx:
-        seq = (
-            await tx.conn.execute(
-                select(t.events.c.seq).where(t.events.c.id == event_id, t.events.c.merchant_id == merchant_id)
-            )
-        ).scalar()
-    return None if seq is None else int(seq)
+        return await tx.notifications.event_seq(merchant_id, event_id)
 
 
-async def newest_seq_per_merchant(db: Database, after: int) -> Sequence[Any]:
+async def newest_seq_per_merchant(db: Database, after: int) -> Sequence[q.MerchantSeq]:
     """(merchant_id, seq) of each merchant's newest event past `after`: whose connections to wake."""
     async with db.transaction() as tx:
-        return (
-            await tx.conn.execute(
-                select(t.events.c.merchant_id, func.max(t.events.c.seq).label("seq"))
-                .where(t.events.c.seq > after)
-                .group_by(t.events.c.merchant_id)
-            )
-        ).all()
+        return await q.newest_seq_per_merchant(tx, after)
 
 
-async def events_after(db: Database, merchant_id: str, after: int) -> Sequence[Any]:
+async def events_after(db: Database, merchant_id: str, after: int) -> Sequence[q.FeedEvent]:
     """Up to `PAGE` of the merchant's events past seq `after`, oldest first."""
     async with db.transaction() as tx:
-        return (
-            await tx.conn.execute(
-                select(t.events.c.seq, t.events.c.payload)
-                .where(t.events.c.merchant_id == merchant_id, t.events.c.seq > after)
-                .order_by(t.events.c.seq)
-                .limit(PAGE)
-            )
-        ).all()
+        return await q.events_after(tx, merchant_id, after, PAGE)
 
 
-async def late_events(db: Database, merchant_id: str, cursor: StreamCursor) -> Sequence[Any]:
+async def late_events(db: Database, merchant_id: str, cursor: StreamCursor) -> Sequence[q.FeedEvent]:
     """Events now visible between the cursor's floor and high mark that it never sent (late commits)."""
     async with db.transaction() as tx:
-        seqs = (
-            await tx.conn.execute(
-                select(t.events.c.seq).where(
-                    t.events.c.merchant_id == merchant_id,
-                    t.events.c.seq > cursor.floor,
-                    t.events.c.seq < cursor.high,
-                )
-            )
-        ).scalars()
-        late = cursor.missing([int(s) for s in seqs])
-        rows: Sequence[Any] = []
+        late = cursor.missing(await q.seqs_between(tx, merchant_id, cursor.floor, cursor.high))
+        rows: Sequence[q.FeedEvent] = []
         if late:
-            rows = (
-                await tx.conn.execute(
-                    select(t.events.c.seq, t.events.c.payload)
-                    .where(t.events.c.seq.in_(late[:PAGE]))
-                    .order_by(t.events.c.seq)
-                )
-            ).all()
+            rows = await q.events_by_seq(tx, late[:PAGE])
     return rows
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from topup.domain.errors import Forbidden, Unauthorized
+from topup.entrypoints.site import site_of
 from topup.entrypoints.websession import Session, SiteAuth, csrf_ok
 from topup.services import merchants
 
@@ -39,8 +40,7 @@ class WebAuth(SiteAuth):
 
 
 def web_auth(request: Request) -> WebAuth:
-    auth: WebAuth = request.app.state.container.extras["web_auth"]
-    return auth
+    return site_of(request).web_auth
 
 
 def current(request: Request) -> Session | None:

@@ -8,10 +8,9 @@ from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from topup.adapters.db import tables as t
+from topup.adapters.db.queries import merchant_views
 from topup.bootstrap import Container
 from topup.domain import ledger as L
 from topup.domain.errors import InvalidRequest, NotFound, TopupError
@@ -23,7 +22,6 @@ from topup.entrypoints.web.auth import LOGIN_CSRF_COOKIE, api_session, current, 
 from topup.entrypoints.web.render import STATIC, STATIC_FILES, page
 from topup.entrypoints.websession import Session, csrf_ok
 from topup.services import batches, ledger, orders
-from topup.services.batches import payments_of
 
 router = APIRouter(include_in_schema=False)
 Ctr = Annotated[Container, Depends(container)]
@@ -181,7 +179,7 @@ async def batch_page(batch_id: str, request: Request, c: Ctr) -> Response:
                 title="Batch not found",
                 message="There is no such batch for your account.",
             )
-        b = await batches.render_batch(tx, row, payments_of(c), with_rows=False)
+        b = await batches.render_batch(tx, row, c.payments, with_rows=False)
         bal = await ledger.balance(tx, s.subject)
     return page(request, "batch.html", s.subject, s.csrf, batch=b, balance=bal)
 
@@ -239,24 +237,7 @@ async def balance_page(request: Request, c: Ctr) -> Response:
     accounts = [L.available_account(s.subject), L.held_account(s.subject)]
     async with c.db.transaction() as tx:
         bal = await ledger.balance(tx, s.subject)
-        rows = (
-            await tx.conn.execute(
-                select(
-                    t.transfers.c.id,
-                    t.transfers.c.kind,
-                    t.transfers.c.reference,
-                    t.transfers.c.order_id,
-                    t.transfers.c.payment_id,
-                    t.transfers.c.created_at,
-                    t.postings.c.account_id,
-                    t.postings.c.amount,
-                )
-                .select_from(t.transfers.join(t.postings, t.postings.c.transfer_id == t.transfers.c.id))
-                .where(t.postings.c.account_id.in_(accounts))
-                .order_by(t.transfers.c.created_at.desc(), t.transfers.c.id.desc())
-                .limit(200)
-            )
-        ).all()
+        rows = await merchant_views.balance_postings(tx, accounts, limit=200)
     moves: dict[str, dict[str, Any]] = {}
     for r in rows:
         m = moves.setdefault(
@@ -269,7 +250,7 @@ async def balance_page(request: Request, c: Ctr) -> Response:
                 "held": 0,
             },
         )
-        m["available" if r.account_id == accounts[0] else "held"] += int(r.amount)
+        m["available" if r.account_id == accounts[0] else "held"] += r.amount
     return page(request, "balance.html", s.subject, s.csrf, balance=bal, moves=list(moves.values())[:100])
 
 
@@ -310,7 +291,7 @@ async def web_create_batch(request: Request, session: Api, c: Ctr) -> JSONOut:
 async def web_pay(batch_id: str, request: Request, session: Api, c: Ctr) -> JSONOut:
     body = await _json(request)
     async with c.db.transaction() as tx:
-        out, created = await batches.pay(tx, payments_of(c), session.subject, batch_id, body)
+        out, created = await batches.pay(tx, c.payments, session.subject, batch_id, body)
     out["order_ids"] = len(out["order_ids"])  # the page needs the count, not 10,000 ids
     return JSONOut(out, status_code=201 if created else 200)
 
@@ -318,7 +299,7 @@ async def web_pay(batch_id: str, request: Request, session: Api, c: Ctr) -> JSON
 @router.post("/web/api/batches/{batch_id}/cancel")
 async def web_cancel(batch_id: str, session: Api, c: Ctr) -> JSONOut:
     async with c.db.transaction() as tx:
-        out = await batches.cancel(tx, payments_of(c), session.subject, batch_id)
+        out = await batches.cancel(tx, c.payments, session.subject, batch_id)
     out.pop("rows", None)
     return JSONOut(out)
 
@@ -335,7 +316,7 @@ async def web_batch_state(batch_id: str, request: Request, session: Api, c: Ctr)
             raise InvalidRequest("since: a number") from None
     async with c.db.transaction() as tx:
         row = await batches.get_batch(tx, batch_id, session.subject)
-        b = await batches.render_batch(tx, row, payments_of(c), with_rows=False)
+        b = await batches.render_batch(tx, row, c.payments, with_rows=False)
         if b["payment"]:
             b["payment"]["order_ids"] = len(b["payment"]["order_ids"])
         states = await batches.order_states(tx, batch_id, since)

@@ -15,14 +15,13 @@ from topup.bootstrap import Container
 from topup.domain.errors import TopupError
 from topup.entrypoints.api.deps import container
 from topup.entrypoints.web.render import page
-from topup.services.batches import payments_of
 
 router = APIRouter(include_in_schema=False)
 Ctr = Annotated[Container, Depends(container)]
 
 
 async def _show(request: Request, c: Container, payment_id: str, error: str | None, status: int) -> Response:
-    payments = payments_of(c)
+    payments = c.payments
     async with c.db.transaction() as tx:
         try:
             p = await payments.get(tx, payment_id[:64])
@@ -53,7 +52,7 @@ async def pay_page(payment_id: str, request: Request, c: Ctr) -> Response:
 @router.post("/sandbox/pay/{payment_id}")
 async def decide(payment_id: str, request: Request, c: Ctr) -> Response:
     form = await request.form()
-    payments = payments_of(c)
+    payments = c.payments
     try:
         async with c.db.transaction() as tx:
             p = await payments.gateway_decide(
