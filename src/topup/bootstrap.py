@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 
 from topup.adapters.db.engine import Database, migrate
+from topup.adapters.notify.http_post import HttpxPoster
 from topup.adapters.notify.webhook import HttpWebhookSender, WebhookSender
 from topup.adapters.suppliers.registry import Suppliers, build_suppliers
 from topup.clock import Clock
@@ -145,7 +146,7 @@ def build(
     notifier = notifier or Notifier(db, webhook_sender, retry_scale=settings.notify_retry_scale)
     payments = payments or Payments(
         db=db,
-        http=http,
+        http=HttpxPoster(http),
         public_base=callback_base,
         secret=sandbox_secret(settings.secret_key, settings.sandbox_secret),
         ttl_s=settings.sandbox_payment_ttl_s,

@@ -16,6 +16,7 @@ import pytest
 from tests.support.platform import Platform
 
 from topup.adapters.db.engine import Database
+from topup.adapters.notify.http_post import HttpxPoster
 from topup.clock import Clock
 from topup.services import jobs
 from topup.services.jobs import Job
@@ -41,7 +42,7 @@ def _run(platform: Platform, responder: Responder, tries: int) -> tuple[str, boo
                 # Due in an hour: the platform's own worker leaves it alone.
                 await jobs.enqueue(tx, payload, tx.now + 3600, key=key)
                 row = await tx.fetchrow("SELECT id FROM jobs WHERE key = $1", key)
-            payments = Payments(db, http, "http://gateway.invalid", "s3cret", 900.0, Clock().now)
+            payments = Payments(db, HttpxPoster(http), "http://gateway.invalid", "s3cret", 900.0, Clock().now)
             job = Job(row.id, jobs.JobKind.SANDBOX_NOTIFY, key, payload, tries)
             try:
                 await payments.handle_gateway_notify_job(job)

@@ -18,13 +18,13 @@ from typing import Any, Protocol
 import orjson
 import structlog
 
-from topup.adapters.notify.webhook import Webhook, WebhookResult, WebhookSender
 from topup.clock import rfc3339
 from topup.domain import notifications as schedule
 from topup.domain.errors import NotFound
 from topup.services import jobs
 from topup.services.jobs import Job
 from topup.services.ports.notifications import Delivery, DeliveryAttempt
+from topup.services.ports.webhooks import Webhook, WebhookResult, WebhookSender
 from topup.services.uow import Transactions, UnitOfWork
 
 log = structlog.get_logger()

@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import structlog
 
-from topup.clock import rfc3339
 from topup.domain import ledger as L
 from topup.domain.accounts import InvalidAccount, validate_account
 from topup.domain.errors import (
@@ -28,6 +27,7 @@ from topup.domain.urls import UnsafeUrl, check_notify_url
 from topup.ids import new_id
 from topup.services import jobs, ledger
 from topup.services.catalog import Group, Product, Snapshot
+from topup.services.order_views import OrderPage, OrderView, render
 from topup.services.ports.orders import OrderFilter
 from topup.services.uow import UnitOfWork
 
@@ -114,7 +114,7 @@ async def place_order(
     default_notify_url: str | None = None,
     batch_id: str | None = None,
     allow_private_notify: bool = False,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[OrderView, bool]:
     """Create and pay (hold) an order, or return the existing one for a replay. (order, created).
 
     A merchant-supplied `notify_url` must be public unless `allow_private_notify` (a setting) says so.
@@ -224,7 +224,7 @@ async def hold_price(uow: UnitOfWork, merchant_id: str, order_id: str, price: in
     )
 
 
-async def _replay(uow: UnitOfWork, existing: Order, req: OrderRequest) -> tuple[dict[str, Any], bool]:
+async def _replay(uow: UnitOfWork, existing: Order, req: OrderRequest) -> tuple[OrderView, bool]:
     if existing.request_hash != req.fingerprint():
         raise IdempotencyConflict(
             f"merchant_order_id {req.merchant_order_id} was already used with a different body",
@@ -245,43 +245,6 @@ async def add_event(
     uow.after_commit(lambda: log.info(kind, **fields))
 
 
-def render_attempt(a: Any) -> dict[str, Any]:
-    return {
-        "no": a.no,
-        "channel": a.channel_code,
-        "ref": a.ref,
-        "supplier_ref": a.supplier_ref or a.ref,
-        "status": a.status,
-        "reason": a.reason,
-        "started_at": rfc3339(a.started_at),
-        "finished_at": rfc3339(a.finished_at),
-    }
-
-
-def render(o: Any, attempts: list[Any]) -> dict[str, Any]:
-    def g(key: str) -> Any:
-        return o.get(key) if isinstance(o, dict) else getattr(o, key)
-
-    return {
-        "order_id": g("id"),
-        "merchant_order_id": g("merchant_order_id"),
-        "batch_id": g("batch_id"),
-        "business_type": g("business_type"),
-        "product_code": g("product_code"),
-        "account": g("account"),
-        "carrier": g("carrier"),
-        "region": g("region"),
-        "face_value": int(g("face_value")),
-        "price": int(g("price")),
-        "status": g("status"),
-        "failure_reason": g("failure_reason"),
-        "attempts": [render_attempt(a) for a in attempts],
-        "created_at": rfc3339(g("created_at")),
-        "updated_at": rfc3339(g("updated_at")),
-        "completed_at": rfc3339(g("completed_at")),
-    }
-
-
 async def attempts_of(uow: UnitOfWork, order_ids: list[str]) -> dict[str, list[Attempt]]:
     return await uow.orders.attempts_of(order_ids)
 
@@ -291,7 +254,7 @@ async def attempts_of_order(uow: UnitOfWork, order_id: str) -> list[Attempt]:
     return await uow.orders.attempts(order_id)
 
 
-async def render_order(uow: UnitOfWork, order: Order) -> dict[str, Any]:
+async def render_order(uow: UnitOfWork, order: Order) -> OrderView:
     return render(order, (await uow.orders.attempts_of([order.id]))[order.id])
 
 
@@ -327,7 +290,7 @@ async def list_orders(
     batch_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> OrderPage:
     """Newest first, cursor-paged."""
     where = OrderFilter(merchant_id, status, merchant_order_id, account, batch_id)
     before = _decode_cursor(cursor) if cursor else None

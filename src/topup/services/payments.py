@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 import structlog
 
@@ -27,6 +26,7 @@ from topup.ids import new_id
 from topup.services import jobs, ledger, outbox
 from topup.services.fulfilment import record_exception
 from topup.services.jobs import Job
+from topup.services.ports.http_post import Poster
 from topup.services.ports.payments import Payment
 from topup.services.uow import Transactions, UnitOfWork
 
@@ -65,10 +65,10 @@ async def enqueue_routes(tx: UnitOfWork, order_ids: list[str]) -> None:
 
 @dataclass
 class Payments:
-    """The payment system's ports: database, HTTP client (the gateway's notify), public base URL, secret."""
+    """The payment system's ports: database, HTTP poster (the gateway's notify), public base URL, secret."""
 
     db: Transactions
-    http: httpx.AsyncClient
+    http: Poster
     public_base: str
     secret: str
     ttl_s: float
@@ -280,21 +280,16 @@ class Payments:
         )
         headers = signing.signed_headers(self.secret, "POST", NOTIFY_PATH, body, self.now())
         headers["Content-Type"] = "application/json"
-        error = None
-        try:
-            r = await self.http.post(
-                f"{self.public_base}{NOTIFY_PATH}", content=body, headers=headers, timeout=10
-            )
-        except (httpx.HTTPError, httpx.InvalidURL) as e:
+        answer = await self.http.post(f"{self.public_base}{NOTIFY_PATH}", body, headers, 10.0)
+        error = answer.error
+        if answer.status_code is None:
             if job.tries < NOTIFY_MAX_TRIES:
-                raise
-            error = f"{type(e).__name__}: {e}"
-        else:
-            if r.status_code // 100 != 2:
-                error = f"sandbox notify answered {r.status_code}: {r.text[:200]}"
-                permanent = r.status_code // 100 == 4 and r.status_code not in (408, 429)
-                if job.tries < (NOTIFY_MAX_TRIES_4XX if permanent else NOTIFY_MAX_TRIES):
-                    raise RuntimeError(error)
+                raise ConnectionError(error)
+        elif answer.status_code // 100 != 2:
+            error = f"sandbox notify answered {answer.status_code}: {answer.text}"
+            permanent = answer.status_code // 100 == 4 and answer.status_code not in (408, 429)
+            if job.tries < (NOTIFY_MAX_TRIES_4XX if permanent else NOTIFY_MAX_TRIES):
+                raise RuntimeError(error)
         if error is not None:
             log.warning(
                 "sandbox_notify_gave_up", payment_id=job.payload.payment_id, tries=job.tries, error=error

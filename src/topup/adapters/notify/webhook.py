@@ -12,11 +12,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import httpx
 
 from topup.adapters.notify import guard
+from topup.services.ports.webhooks import Webhook, WebhookResult, WebhookSender
 from topup.signing import MERCHANT_HEADER, signed_headers
 
 EVENT_HEADER = "X-Event-Id"
@@ -26,39 +26,7 @@ DEFAULT_TIMEOUT_S = 5.0
 MAX_ADDRESSES = 2
 ERROR_LIMIT = 1000
 
-
-@dataclass(frozen=True)
-class Webhook:
-    """One delivery try: the stored event body, where it goes, and whose secret signs it."""
-
-    url: str
-    body: bytes
-    merchant_id: str
-    secret: str
-    event_id: str
-    # Per-order notify_url values come from the merchant's request: refuse non-public addresses for them.
-    check_address: bool = False
-
-
-@dataclass(frozen=True)
-class WebhookResult:
-    """What one try got back. Only a 2xx acknowledges."""
-
-    status_code: int | None
-    latency_ms: float
-    error: str | None = None
-    # A try that can never succeed as configured (e.g. a private address): retrying is pointless.
-    permanent: bool = False
-    # No connection was made (refused, unreachable, connect timeout): another address may work.
-    connect_failed: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
-class WebhookSender(Protocol):
-    async def send(self, hook: Webhook) -> WebhookResult: ...
+__all__ = ["FakeWebhookSender", "HttpWebhookSender", "Webhook", "WebhookResult", "WebhookSender"]
 
 
 def target_of(url: str) -> str:

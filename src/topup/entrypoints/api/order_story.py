@@ -15,7 +15,7 @@ from topup.services.ports.operators import ExceptionRow
 async def order_story(tx: Tx, order_id: str) -> dict[str, Any]:
     """The order with everything that happened to it, for operators."""
     row = await orders.get_order(tx, order_id)
-    out = await orders.render_order(tx, row)
+    out: dict[str, Any] = dict(await orders.render_order(tx, row))
     out["merchant_id"] = row.merchant_id
     out["group"] = row.group_code
     out["route_plan"] = row.route_plan

@@ -45,6 +45,8 @@ class AttemptOut(BaseModel):
     no: int
     channel: str
     ref: str
+    supplier_ref: str
+    """The attempt's reference in the supplier's own format (the ref itself for topup-json)."""
     status: Literal["pending", "succeeded", "failed", "abandoned"]
     reason: str | None
     started_at: str
