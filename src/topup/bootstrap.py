@@ -120,7 +120,11 @@ def build(
     clock = clock or Clock()
     owned: list[httpx.AsyncClient] = []
     db = database or Database(
-        settings.database_url, clock, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        settings.database_url,
+        clock,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        group_commit=settings.group_commit,
     )
     if http is None:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)

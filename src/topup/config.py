@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # again, which under sustained load means a new PostgreSQL backend per transaction: keep it 0 and
     # size the pool instead.
     db_max_overflow: int = 0
+    # Group commit: concurrent intake, callback, dispatch-reply and webhook-result transactions of one
+    # process share one transaction (each caller answered after its COMMIT; see docs/performance.md).
+    # Off: each runs in a transaction of its own.
+    group_commit: bool = True
     # How long a starting process waits for the database to come up before giving up.
     startup_wait_s: float = 60.0
     # Multiplies every webhook retry delay and the 25 h retry window (tests use tiny values).

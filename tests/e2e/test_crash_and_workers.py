@@ -37,7 +37,10 @@ def assert_dispatched_at_most_once(sim) -> dict[str, int]:
 
 def test_kill9_mid_flight_then_restart_loses_nothing(database_url: str, sim, tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
-    proc, port = serve(database_url, log)
+    # Jobs the killed process had claimed come back when their lease ends: 5 s instead of the default
+    # 60 s keeps the test short (every handler here finishes well within it).
+    lease = {"TOPUP_JOB_LEASE_S": "5"}
+    proc, port = serve(database_url, log, **lease)
     p = platform_client(port, database_url)
     try:
         setup_airtime(
@@ -55,7 +58,7 @@ def test_kill9_mid_flight_then_restart_loses_nothing(database_url: str, sim, tmp
         time.sleep(0.3)  # some dispatched, some callbacks pending, some still queued
         proc.kill9()
         time.sleep(0.5)  # callbacks sent now are refused; the simulator retries, then queries catch up
-        proc, port2 = serve(database_url, log, port=port)
+        proc, port2 = serve(database_url, log, port=port, **lease)
         orders = all_final(p, ids, timeout_s=60)
         assert len(orders) == 40
         assert all(o["status"] in ("succeeded", "failed") for o in orders.values())

@@ -104,8 +104,10 @@ class Notifier:
         return hook, float(job.payload.since or row.created_at)
 
     async def _record(self, job: Job, event_id: str, window_start: float, result: WebhookResult) -> None:
-        async with self.db.transaction() as tx:
-            error = result.error[:1000] if result.error else None
+        error = result.error[:1000] if result.error else None
+
+        async def record(tx: UnitOfWork) -> None:
+            # Grouped with other results at that moment: database work only, safe to run again alone.
             await tx.notifications.add_attempt(event_id, result.status_code, result.latency_ms, error)
             if result.ok:
                 await tx.notifications.delivered(event_id)
@@ -120,10 +122,13 @@ class Notifier:
             if nxt is None:
                 await tx.notifications.give_up(event_id)
                 await jobs.finish(tx, job.id)
-                log.warning("webhook_gave_up", event_id=event_id, failures=failures, error=result.error)
+                fields = {"event_id": event_id, "failures": failures, "error": result.error}
+                tx.after_commit(lambda: log.warning("webhook_gave_up", **fields))
                 return
             await tx.notifications.retry_at(event_id, nxt)
             await jobs.reschedule(tx, job.id, nxt, result.error)
+
+        await self.db.run_grouped(record)
 
 
 # ---- operator and merchant reads -------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from topup.services.ports.catalog import CatalogRepository
 from topup.services.ports.jobs import JobsRepository
@@ -21,6 +21,8 @@ from topup.services.ports.operators import OperatorsRepository
 from topup.services.ports.orders import OrdersRepository
 from topup.services.ports.payments import PaymentsRepository
 from topup.services.ports.supplier_ops import SupplierOpsRepository
+
+T = TypeVar("T")
 
 
 class UnitOfWork(Protocol):
@@ -72,4 +74,10 @@ class Transactions(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A new unit of work: committed when the block ends, rolled back if it raises."""
+        ...
+
+    async def run_grouped(self, fn: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """`fn(uow)` (database work only: no HTTP, no sleeping) in a unit of work that may be shared
+        with other callers' at that moment (group commit); its result once that committed. Whatever
+        happens to the others, the caller gets the outcome it would have had in a unit of its own."""
         ...

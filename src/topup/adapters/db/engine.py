@@ -9,14 +9,18 @@ import contextlib
 import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from topup.adapters.db.connections import _setup_postgres, _setup_sqlite, async_url
+from topup.adapters.db.group_commit import MAX_GROUP, GroupCommit
 from topup.adapters.db.repos import Repositories
 from topup.clock import Clock
+from topup.services.uow import UnitOfWork
+
+T = TypeVar("T")
 
 
 class Row(dict[str, Any]):
@@ -71,9 +75,15 @@ class Tx(Repositories):
         self.events_emitted = False
         # Turn an error raised by the COMMIT message (the tail) into the caller's exception.
         self.commit_errors: list[Callable[[BaseException], BaseException | None]] = []
+        self.committed = False  # set the moment the COMMIT succeeded (group commit relies on it)
 
     def after_commit(self, fn: Callable[[], Any]) -> None:
         self._after_commit.append(fn)
+
+    def take_after_commit(self) -> list[Callable[[], Any]]:
+        """The after-commit work queued so far, taken out (group commit runs it in its caller's task)."""
+        taken, self._after_commit = self._after_commit, []
+        return taken
 
     def before_commit(self, fn: Callable[[], Awaitable[Any]], last: bool = False) -> None:
         """Run `fn` as the transaction's last statements; an exception from it rolls everything back.
@@ -178,7 +188,15 @@ async def _as_dbapi_error(conn: AsyncConnection, sql: str, e: BaseException) -> 
 
 
 class Database:
-    def __init__(self, url: str, clock: Clock, pool_size: int = 10, max_overflow: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        clock: Clock,
+        pool_size: int = 10,
+        max_overflow: int = 0,
+        group_commit: bool = True,
+        group_max: int = MAX_GROUP,
+    ) -> None:
         self.url = async_url(url)
         self.clock = clock
         self.is_postgres = self.url.startswith("postgresql")
@@ -205,6 +223,18 @@ class Database:
         # Hooks run after any commit that enqueued jobs / emitted events (wake the worker, streams).
         self.on_jobs: list[Callable[[], Any]] = []
         self.on_events: list[Callable[[], Any]] = []
+        # Transactions committed by this process (tests count them).
+        self.commits = 0
+        self.group = GroupCommit(self, group_max) if group_commit else None
+
+    async def run_grouped(self, fn: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """`fn(uow)` in a transaction shared with other callers' at that moment (`group_commit.py`);
+        its result once that transaction committed, or its own outcome alone if the group could not.
+        With group commit off (`TOPUP_GROUP_COMMIT=false`), in a transaction of its own."""
+        if self.group is not None:
+            return await self.group.run(fn)
+        async with self.transaction() as tx:
+            return await fn(tx)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -215,6 +245,7 @@ class Database:
         else:
             async with self._sqlite_transaction() as tx:
                 yield tx
+        self.commits += 1
         if tx.jobs_enqueued:
             for hook in self.on_jobs:
                 hook()
@@ -262,6 +293,7 @@ class Database:
                     await conn.rollback()
                     raise
                 await conn.commit()
+                tx.committed = True
         finally:
             lock.release()
 
@@ -292,6 +324,7 @@ class Database:
                 if status != "COMMIT":
                     # COMMIT of a transaction a swallowed error had aborted answers ROLLBACK.
                     raise DBAPIError(message, None, RuntimeError(f"transaction ended with {status}"))  # type: ignore[arg-type]
+                tx.committed = True
             except Exception:
                 if raw.is_in_transaction():
                     try:
@@ -314,6 +347,8 @@ class Database:
         return fairy, raw, Tx(conn, self, self.clock.now(), raw)
 
     async def dispose(self) -> None:
+        if self.group is not None:
+            await self.group.close()
         await self.engine.dispose()
 
 

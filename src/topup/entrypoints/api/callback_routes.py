@@ -41,8 +41,9 @@ async def _receive(protocol: str, channel: str, request: Request, c: Container) 
         if e.kind == "unauthorized":
             raise Unauthorized(e.message) from None
         raise InvalidRequest(e.message[:300]) from None
-    async with c.db.transaction() as tx:
-        outcome = await c.fulfilment.receive_callback(tx, channel, data)
+    # Stored and applied in a transaction shared with other callbacks at that moment (group commit),
+    # acknowledged only once it committed.
+    outcome = await c.db.run_grouped(lambda tx: c.fulfilment.receive_callback(tx, channel, data))
     ack = adapter.ack(data, outcome)
     return Response(ack.body, status_code=ack.status_code, media_type=ack.media_type)
 

@@ -12,6 +12,7 @@ from topup.services.fulfilment.route import NextDispatch, Routing
 from topup.services.jobs import Job
 from topup.services.orders import add_event
 from topup.services.ports.orders import DispatchReply
+from topup.services.uow import UnitOfWork
 
 
 class Dispatching(Routing):
@@ -78,7 +79,10 @@ class Dispatching(Routing):
         out = await adapter.dispatch(channel.access(self.callback_base), req)
         if marking is not None:
             await marking
-        async with self.db.transaction() as uow:
+        deadline = sent_at + channel.timeout_s
+
+        async def record(uow: UnitOfWork) -> None:
+            # Grouped with other replies at that moment: database work only, safe to run again alone.
             await add_event(
                 uow,
                 order_id,
@@ -93,7 +97,6 @@ class Dispatching(Routing):
                     "supplier_order_id": out.supplier_order_id,
                 },
             )
-            deadline = sent_at + channel.timeout_s
             reply = DispatchReply(
                 out.supplier_order_id, out.latency_ms, out.kind, sent_at, deadline, out.cost
             )
@@ -118,3 +121,5 @@ class Dispatching(Routing):
                 await self.succeed_attempt(uow, attempt, "dispatch")
             elif attempt.status == AttemptStatus.PENDING:
                 await uow.jobs.postpone(jobs.DeadlinePayload(ref).key, deadline)
+
+        await self.db.run_grouped(record)

@@ -8,7 +8,7 @@ import contextlib
 import copy
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from topup.adapters.db.memory.areas import (
     MemoryCatalog,
@@ -32,6 +32,9 @@ from topup.services.ports.operators import OperatorsRepository
 from topup.services.ports.orders import OrdersRepository
 from topup.services.ports.payments import PaymentsRepository
 from topup.services.ports.supplier_ops import SupplierOpsRepository
+from topup.services.uow import UnitOfWork
+
+T = TypeVar("T")
 
 
 class MemoryUnitOfWork:
@@ -133,6 +136,11 @@ class MemoryDatabase:
             self.commits += 1
         for fn in uow._after_commit:
             fn()
+
+    async def run_grouped(self, fn: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """No grouping in memory: `fn` in a unit of work of its own."""
+        async with self.transaction() as uow:
+            return await fn(uow)
 
     def reads(self) -> contextlib.AbstractAsyncContextManager[MemoryUnitOfWork]:
         return self.transaction()
