@@ -12,7 +12,7 @@ from topup.adapters.db import tables as t
 from topup.adapters.db.helpers import new_id
 from topup.adapters.db.repos.batches import BatchStatements
 from topup.adapters.db.repos.orders import _order as order_of
-from topup.domain.orders import Order, OrderStatus
+from topup.domain.orders import Order, OrderStatus, check_order_transition
 from topup.domain.payments import PaymentStatus
 from topup.services.ports.payments import Payment
 
@@ -42,6 +42,11 @@ def payment_of(r: Any) -> Payment:
         paid_at=r.paid_at,
         updated_at=r.updated_at,
     )
+
+
+# The two bulk moves a payment makes, checked against the order transition table once, at import.
+_STARTED = check_order_transition(OrderStatus.PENDING_PAYMENT, OrderStatus.PROCESSING)
+_CANCELLED = check_order_transition(OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED)
 
 
 class SqlPayments(BatchStatements):
@@ -129,6 +134,7 @@ class SqlPayments(BatchStatements):
         )
 
     # ---- the orders a payment moves ------------------------------------------------------------
+    # Bulk moves of `pending_payment` orders; the targets below come through the transition table.
 
     async def attach_orders(
         self, order_ids: list[str], merchant_id: str, payment_id: str, funding: str | None
@@ -136,7 +142,7 @@ class SqlPayments(BatchStatements):
         tx = self.tx
         values: dict[str, Any] = {"payment_id": payment_id, "updated_at": tx.now}
         if funding is not None:
-            values.update(status=str(OrderStatus.PROCESSING), funding=funding)
+            values.update(status=str(_STARTED), funding=funding)
         changed = 0
         for chunk in _chunks(order_ids):
             res = await tx.conn.execute(
@@ -157,7 +163,7 @@ class SqlPayments(BatchStatements):
             await tx.conn.execute(
                 update(t.orders)
                 .where(t.orders.c.id.in_(chunk), t.orders.c.status == str(OrderStatus.PENDING_PAYMENT))
-                .values(status=str(OrderStatus.PROCESSING), funding=funding, updated_at=tx.now)
+                .values(status=str(_STARTED), funding=funding, updated_at=tx.now)
             )
 
     async def cancel_orders(self, order_ids: list[str], reason: str) -> list[str]:
@@ -179,7 +185,7 @@ class SqlPayments(BatchStatements):
                 update(t.orders)
                 .where(t.orders.c.id.in_(mine), t.orders.c.status == str(OrderStatus.PENDING_PAYMENT))
                 .values(
-                    status=str(OrderStatus.CANCELLED),
+                    status=str(_CANCELLED),
                     failure_reason=reason,
                     updated_at=tx.now,
                     completed_at=tx.now,
