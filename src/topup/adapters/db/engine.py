@@ -69,8 +69,6 @@ class Tx(Repositories):
         self._after_commit: list[Callable[[], Any]] = []
         self._before_commit: list[Callable[[], Awaitable[Any]]] = []
         self._first_count = 0
-        # Per-transaction state services keep until commit (e.g. the ledger's pending balance deltas).
-        self.pending: dict[str, Any] = {}
         self.jobs_enqueued = False
         self.events_emitted = False
         # Turn an error raised by the COMMIT message (the tail) into the caller's exception.
