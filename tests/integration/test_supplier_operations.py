@@ -271,9 +271,10 @@ def test_a_rate_limited_channel_starts_at_most_n_dispatches_a_second_and_orders_
     }
     assert len(turns) == 6, "two went at once, the others waited their turn"
     if platform.database_url.startswith("sqlite"):
-        # One worker: turns are handed out in arrival order (RFC 3339 strings sort by time).
-        created = run_db(platform, "SELECT id, created_at FROM orders")
-        arrival = sorted((float(r.created_at), r.id) for r in created if r.id in turns)
+        # One worker: turns are handed out in arrival order (RFC 3339 strings sort by time). Arrival is
+        # the insertion order: orders placed together share one group commit and so one created_at.
+        created = run_db(platform, "SELECT id, rowid AS seq FROM orders")
+        arrival = sorted((int(r.seq), r.id) for r in created if r.id in turns)
         assert [turns[oid] for _, oid in arrival] == sorted(turns.values())
     group = platform.get_group("air")
     assert group["active_channel"] == "supA"
