@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
-from topup.clock import Clock, rfc3339
+from topup.clock import rfc3339
 from topup.domain.supplier_ops import WINDOW_S, next_start
 from topup.services import jobs
-from topup.services.uow import UnitOfWork
+from topup.services.uow import Storage, UnitOfWork
 
 log = structlog.get_logger("topup.rate_limits")
 
@@ -48,18 +47,6 @@ class RateLimited(Exception):
         """The turn this order keeps (it came back too early), or None to queue anew."""
 
 
-class SlotStore(Protocol):
-    """What the rate limits need of the database: its clock, transactions and lone statements
-    (`topup.adapters.db.engine.Database`)."""
-
-    @property
-    def clock(self) -> Clock: ...
-
-    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
-
-    def reads(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
-
-
 @dataclass(frozen=True)
 class Turn:
     """A reserved start on one slot: the route job's payload keeps it while the order waits."""
@@ -76,7 +63,7 @@ def held_turn(payload: jobs.RoutePayload) -> Turn | None:
     return None
 
 
-async def sleep_until_turn(db: SlotStore, payload: jobs.RoutePayload) -> None:
+async def sleep_until_turn(db: Storage, payload: jobs.RoutePayload) -> None:
     """Before routing a job that came back early for its turn: wait in-process until it starts."""
     turn = held_turn(payload)
     if turn is not None:
@@ -126,7 +113,7 @@ async def take_turn(uow: UnitOfWork, code: str, limit: int | None, held: Turn | 
     _taken.set((code, slot.slot))
 
 
-def mark_start(db: SlotStore, at: float) -> asyncio.Task[None] | None:
+def mark_start(db: Storage, at: float) -> asyncio.Task[None] | None:
     """As the request leaves at `at`: the slot this task's dispatch took records that start (later
     than claimed when the commit or a busy process held it up), written beside the send so as not to
     delay it; await the task afterwards. None when the dispatch took no slot."""
@@ -137,7 +124,7 @@ def mark_start(db: SlotStore, at: float) -> asyncio.Task[None] | None:
     return asyncio.create_task(_record_start(db, *taken, at))
 
 
-async def _record_start(db: SlotStore, code: str, slot: int, at: float) -> None:
+async def _record_start(db: Storage, code: str, slot: int, at: float) -> None:
     try:
         async with db.reads() as uow:
             await uow.supplier_ops.record_slot_start(code, slot, at)
@@ -161,7 +148,7 @@ async def _reserve(uow: UnitOfWork, code: str, limit: int) -> Turn:
 
 
 async def wait_turn(
-    db: SlotStore, job: jobs.Job[jobs.RoutePayload], order_id: str, limited: RateLimited
+    db: Storage, job: jobs.Job[jobs.RoutePayload], order_id: str, limited: RateLimited
 ) -> float:
     """Queue the order for the channel's next start and put its route job back until then (not a
     failed try); the first wait goes on the order's timeline. Returns the start."""

@@ -6,8 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -16,20 +15,10 @@ from topup.domain import statement_files as F
 from topup.domain import statements as S
 from topup.domain.errors import NotFound
 from topup.services.ports.supplier_ops import StatementRow
-from topup.services.uow import UnitOfWork
+from topup.services.uow import Transactions, UnitOfWork
 
 # The statement-level exception when money is at stake beyond the late successes / duplicates.
 STATEMENT_EXCEPTION = "statement_discrepancies"
-
-
-class StatementStore(Protocol):
-    """What reconciling and reading statements need of the database (`adapters.db.engine.Database`)."""
-
-    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
-
-    def reads(self) -> AbstractAsyncContextManager[UnitOfWork]:
-        """Independent statements, without a transaction around them on PostgreSQL."""
-        ...
 
 
 def json_value(value: Any) -> Any:
@@ -105,7 +94,7 @@ async def exceptions_of(
     }
 
 
-async def read(db: StatementStore, statement_id: str) -> dict[str, Any]:
+async def read(db: Transactions, statement_id: str) -> dict[str, Any]:
     """A stored statement as POST answered it."""
     async with db.reads() as tx:
         head = await read_header(tx, statement_id)

@@ -24,8 +24,7 @@ from topup.services import statement_views as views
 from topup.services.catalog import ConfigCache
 from topup.services.orders import add_event
 from topup.services.ports.supplier_ops import NewException, NewStatement
-from topup.services.statement_views import StatementStore
-from topup.services.uow import UnitOfWork
+from topup.services.uow import Transactions, UnitOfWork
 
 STATEMENT_EXCEPTION = views.STATEMENT_EXCEPTION
 
@@ -62,7 +61,7 @@ def digest_of(body: bytes) -> str:
 
 
 async def reconcile_statement(
-    db: StatementStore,
+    db: Transactions,
     cache: ConfigCache,
     channel_code: str,
     start: float,

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
+from topup.clock import Clock
 from topup.services.ports.catalog import CatalogRepository
 from topup.services.ports.jobs import JobsRepository
 from topup.services.ports.ledger import LedgerRepository
@@ -81,3 +82,15 @@ class Transactions(Protocol):
         with other callers' at that moment (group commit); its result once that committed. Whatever
         happens to the others, the caller gets the outcome it would have had in a unit of its own."""
         ...
+
+    def reads(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work for a few independent statements that need no transaction around them
+        (on PostgreSQL each runs on its own); nothing in it may wait for a commit."""
+        ...
+
+
+class Storage(Transactions, Protocol):
+    """Transactions plus the clock they read (`Database`, or the in-memory fake with a fake clock)."""
+
+    @property
+    def clock(self) -> Clock: ...

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from topup.clock import Clock
 from topup.domain import suppliers as port
 from topup.domain.orders import Order
 from topup.services.catalog import ConfigCache
 from topup.services.dispatch_slots import ChannelSlots
 from topup.services.refunds import refund
-from topup.services.uow import Transactions, UnitOfWork
+from topup.services.uow import Storage, UnitOfWork
 
 OrderHook = Callable[[UnitOfWork, Order], Awaitable[None]]
 """Called inside the unit of work that makes an order final (batches keep their counts with it)."""
@@ -29,17 +26,6 @@ DISPATCH_GRACE_S = 2.0
 # deferral up to DEFER_MAX_S, each delay spread by x0.5-1.5 so a backlog does not come back at once.
 DEFER_BASE_S = 0.1
 DEFER_MAX_S = 10.0
-
-
-class Storage(Transactions, Protocol):
-    """Where the engine's units of work come from (`Database`, or the in-memory fake)."""
-
-    @property
-    def clock(self) -> Clock: ...
-
-    def reads(self) -> AbstractAsyncContextManager[UnitOfWork]:
-        """A unit of work for independent statements that need no transaction around them."""
-        ...
 
 
 class ChannelBusy(Exception):
