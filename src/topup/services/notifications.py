@@ -11,9 +11,8 @@ worker slot, so a dead endpoint never delays other merchants.
 from __future__ import annotations
 
 import random
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import structlog
@@ -23,7 +22,7 @@ from topup.domain import notifications as schedule
 from topup.domain.errors import NotFound
 from topup.services import jobs
 from topup.services.jobs import Job
-from topup.services.ports.notifications import Delivery, DeliveryAttempt
+from topup.services.ports.notifications import Delivery, DeliveryAttempt, DeliveryClaim
 from topup.services.ports.webhooks import Webhook, WebhookResult, WebhookSender
 from topup.services.uow import Transactions, UnitOfWork
 
@@ -32,14 +31,6 @@ log = structlog.get_logger()
 PER_MERCHANT_IN_FLIGHT = 4
 # A job whose merchant is at its in-flight bound runs again after this long (plus jitter).
 STEP_ASIDE_S = 0.5
-
-
-class Storage(Transactions, Protocol):
-    """Units of work, and `reads` for statements that need no transaction around them."""
-
-    def reads(self) -> AbstractAsyncContextManager[UnitOfWork]:
-        """A unit of work for lookups only (autocommit on PostgreSQL): nothing waits for a commit."""
-        ...
 
 
 class DeliveryStatus:
@@ -55,7 +46,7 @@ class DeliveryStatus:
 class Notifier:
     """Runs `notify` jobs: claim -> send -> record."""
 
-    db: Storage
+    db: Transactions
     sender: WebhookSender
     retry_scale: float = 1.0
     per_merchant: int = PER_MERCHANT_IN_FLIGHT
@@ -71,8 +62,8 @@ class Notifier:
         merchant = hook.merchant_id
         if self.in_flight.get(merchant, 0) >= self.per_merchant:
             # The merchant already has its share in flight: free this worker slot and come back soon.
-            async with self.db.transaction() as tx:
-                await jobs.reschedule(tx, job.id, tx.now + STEP_ASIDE_S * (1 + random.random()))
+            delay = STEP_ASIDE_S * (1 + random.random())
+            await self.db.run_grouped(lambda tx: jobs.reschedule(tx, job.id, tx.now + delay))
             return
         self.in_flight[merchant] = self.in_flight.get(merchant, 0) + 1
         try:
@@ -86,11 +77,17 @@ class Notifier:
         await self._record(job, event_id, window_start, result)
 
     async def _claim(self, job: Job[jobs.NotifyPayload], event_id: str) -> tuple[Webhook | None, float]:
-        async with self.db.reads() as tx:
+        async def read(tx: UnitOfWork) -> DeliveryClaim | None:
+            # Grouped with the other deliveries this worker claimed at that moment (one transaction).
             row = await tx.notifications.claim(event_id)
             if row is None or row.status != DeliveryStatus.PENDING:
                 await jobs.finish(tx, job.id)
-                return None, 0.0
+                return None
+            return row
+
+        row = await self.db.run_grouped(read)
+        if row is None:
+            return None, 0.0
         payload = orjson.loads(row.payload) if isinstance(row.payload, str) else row.payload
         body = orjson.dumps(payload)
         hook = Webhook(

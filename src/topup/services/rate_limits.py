@@ -17,7 +17,6 @@ so no supplier clock runs, no active channel moves and nothing counts as a failu
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,26 +71,24 @@ async def sleep_until_turn(db: Storage, payload: jobs.RoutePayload) -> None:
             await asyncio.sleep(delay)
 
 
-# The slot this task's routing transaction took, for `mark_start` (a job runs in a task of its own).
-_taken: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("rate_slot", default=None)
-
-
 async def ensure_slots(uow: UnitOfWork, code: str, limit: int) -> None:
     """The channel's `limit` slots exist (made when the channel is saved, and before a reservation)."""
     await uow.supplier_ops.ensure_rate_slots(code, limit)
 
 
-async def take_turn(uow: UnitOfWork, code: str, limit: int | None, held: Turn | None) -> None:
-    """In the routing transaction, for the channel it chose: return when the dispatch may start now,
-    else raise `RateLimited`. Call it last, just before the attempt is stored.
+async def take_turn(
+    uow: UnitOfWork, code: str, limit: int | None, held: Turn | None
+) -> tuple[str, int] | None:
+    """In the routing transaction, for the channel it chose: return when the dispatch may start now
+    (the (channel, slot) it took, for `mark_start`; None when the channel has no limit), else raise
+    `RateLimited`. Call it last, just before the attempt is stored.
 
     A turn held on a slot goes ahead once its time has come and the slot's previous dispatch started
     a window ago. Otherwise a slot free now is claimed; on PostgreSQL one another routing transaction
     holds is skipped, never waited for (this one already holds the order and maybe its group). Slots
     are made when the channel is saved and by `wait_turn`, never here, for the same reason."""
-    _taken.set(None)
     if not limit:
-        return
+        return None
     ops = uow.supplier_ops
     # The clock now, not the transaction's start: the routing transaction may have waited for locks.
     now = ops.clock_now()
@@ -103,24 +100,21 @@ async def take_turn(uow: UnitOfWork, code: str, limit: int | None, held: Turn | 
             started = await ops.slot_started(code, held.slot)
             after = next_start(started, now) if started is not None else now
             raise RateLimited(code, limit, Turn(code, after, held.slot))
-        _taken.set((code, held.slot))
-        return
+        return (code, held.slot)
     slot = await ops.oldest_slot(code, limit, skip_locked=True)
     if slot is None or next_start(max(slot.at, slot.started), now) > now:
         raise RateLimited(code, limit)
     if not await ops.claim_slot(code, slot, now):
         raise RateLimited(code, limit)
-    _taken.set((code, slot.slot))
+    return (code, slot.slot)
 
 
-def mark_start(db: Storage, at: float) -> asyncio.Task[None] | None:
-    """As the request leaves at `at`: the slot this task's dispatch took records that start (later
-    than claimed when the commit or a busy process held it up), written beside the send so as not to
-    delay it; await the task afterwards. None when the dispatch took no slot."""
-    taken = _taken.get()
+def mark_start(db: Storage, taken: tuple[str, int] | None, at: float) -> asyncio.Task[None] | None:
+    """As the request leaves at `at`: the slot the dispatch took (`take_turn`'s answer) records that
+    start (later than claimed when the commit or a busy process held it up), written beside the send
+    so as not to delay it; await the task afterwards. None when the dispatch took no slot."""
     if taken is None:
         return None
-    _taken.set(None)
     return asyncio.create_task(_record_start(db, *taken, at))
 
 

@@ -11,6 +11,7 @@ from topup.services.fulfilment.base import DISPATCH_GRACE_S, DISPATCH_SENT
 from topup.services.fulfilment.outcomes import Outcomes
 from topup.services.jobs import Job
 from topup.services.orders import add_event
+from topup.services.uow import UnitOfWork
 
 
 class Deadlines(Outcomes):
@@ -26,8 +27,7 @@ class Deadlines(Outcomes):
         channel = snap.channels.get(due.attempt.channel_code)
         wake_at = self._too_early(due.attempt, channel)
         if wake_at is not None:
-            async with self.db.transaction() as uow:
-                await jobs.reschedule(uow, job.id, wake_at)
+            await self.db.run_grouped(lambda uow: jobs.reschedule(uow, job.id, wake_at))
             return
         query = None
         if channel is not None and channel.supports_query and channel.protocol in self.suppliers:
@@ -36,7 +36,9 @@ class Deadlines(Outcomes):
             )
             access = channel.access(self.callback_base)
             query = await self.suppliers[channel.protocol].query(access, question)
-        async with self.db.transaction() as uow:
+
+        async def act(uow: UnitOfWork) -> None:
+            # Database work only: grouped with the other deadlines and routes of this worker.
             attempt = await uow.orders.attempt(ref)
             if attempt is None or attempt.status != AttemptStatus.PENDING:
                 await jobs.finish(uow, job.id)
@@ -75,6 +77,8 @@ class Deadlines(Outcomes):
                 await jobs.reschedule(uow, job.id, decision.next_check_at)
                 return
             await jobs.finish(uow, job.id)
+
+        await self.db.run_grouped(act)
 
     def _too_early(self, attempt: Attempt, channel: catalog.Channel | None) -> float | None:
         """When a deadline job that ran too soon should run again; None when it is really due."""

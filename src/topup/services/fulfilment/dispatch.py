@@ -19,6 +19,10 @@ class Dispatching(Routing):
     async def handle_route(self, job: Job[jobs.RoutePayload]) -> None:
         """Create the order's next attempt and dispatch it, or fail the order when no channel is left.
 
+        The routing unit is database work only, so it is grouped with the other route jobs this
+        worker runs at that moment (`run_grouped`: one transaction for a claimed batch); the HTTP
+        dispatch follows its commit.
+
         Each dispatch holds a slot of its channel (`ChannelSlots`) until its reply is recorded. A slow
         channel (a dispatch out longer than `slow_after_s`) with `limit` in flight gives no slot: the
         unit rolls back (nothing stored) and the job is deferred, so a supplier that hangs holds a
@@ -27,20 +31,30 @@ class Dispatching(Routing):
         order_id = job.payload.order_id
         taken: list[Slot] = []
 
+        def release_slots() -> None:
+            for slot in taken:
+                self.slots.release(slot)
+            taken.clear()
+
         def take_slot(code: str) -> None:
             slot = self.slots.try_take(code)
             if slot is None:
                 raise ChannelBusy(code, self.slots.in_flight(code))
             taken.append(slot)
 
+        async def route(uow: UnitOfWork) -> NextDispatch | None:
+            # A group that rolled back runs this again (alone or regrouped): from scratch, slots too.
+            release_slots()
+            sent = await self._next_attempt(uow, order_id, take_slot, held)
+            await jobs.finish(uow, job.id)
+            return sent
+
         held = rate_limits.held_turn(job.payload)
         if held is not None:
             await rate_limits.sleep_until_turn(self.db, job.payload)
         try:
             try:
-                async with self.db.transaction() as uow:
-                    sent = await self._next_attempt(uow, order_id, take_slot, held)
-                    await jobs.finish(uow, job.id)
+                sent = await self.db.run_grouped(route)
             except ChannelBusy as busy:
                 await self._defer(job, order_id, busy)
                 return
@@ -50,8 +64,7 @@ class Dispatching(Routing):
             if sent is not None:
                 await self._dispatch(sent)
         finally:
-            for slot in taken:
-                self.slots.release(slot)
+            release_slots()
 
     async def _defer(self, job: Job[jobs.RoutePayload], order_id: str, busy: ChannelBusy) -> None:
         """Put a route job back for later (not counted as a failed try; the payload counts deferrals);
@@ -72,9 +85,11 @@ class Dispatching(Routing):
         deadline moves to `sent_at + timeout_s`, so time an overloaded platform spent before sending
         is not counted against the supplier.
         """
-        order_id, no, ref, channel, req = sent
+        order_id, no, ref, channel, req, rate_slot = sent
         sent_at = self.db.clock.now()
-        marking = rate_limits.mark_start(self.db, sent_at)  # a rate limit's slot records this start
+        marking = rate_limits.mark_start(
+            self.db, rate_slot, sent_at
+        )  # a rate limit's slot records this start
         adapter = self.suppliers[channel.protocol]
         out = await adapter.dispatch(channel.access(self.callback_base), req)
         if marking is not None:

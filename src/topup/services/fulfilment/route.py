@@ -27,6 +27,8 @@ class NextDispatch(NamedTuple):
     ref: str
     channel: catalog.Channel
     req: port.DispatchRequest
+    rate_slot: tuple[str, int] | None = None
+    """The channel's rate-limit slot this dispatch took (`rate_limits.take_turn`), if it has a limit."""
 
 
 class Routing(Outcomes):
@@ -108,7 +110,8 @@ class Routing(Outcomes):
             await self._sticky_failover(uow, group.code, attempts[-1].channel_code, channel_code, order_id)
         # A rate-limited channel without a free slot now raises RateLimited, which rolls all of this back
         # too (as late as possible: the slot holds the dispatch's start).
-        await rate_limits.take_turn(uow, channel_code, snap.channels[channel_code].rate_limit_per_s, held)
+        limit = snap.channels[channel_code].rate_limit_per_s
+        rate_slot = await rate_limits.take_turn(uow, channel_code, limit, held)
         channel = snap.channels[channel_code]
         no = len(attempts) + 1
         ref = attempt_ref(order_id, no)
@@ -144,7 +147,7 @@ class Routing(Outcomes):
             carrier=order.carrier,
             extra=dict(order.extra or {}),
         )
-        return NextDispatch(order_id, no, ref, channel, req)
+        return NextDispatch(order_id, no, ref, channel, req, rate_slot)
 
     async def _sticky_failover(
         self, uow: UnitOfWork, group_code: str, from_ch: str, to_ch: str, order_id: str
