@@ -34,6 +34,7 @@ from topup.services.fulfilment import Fulfilment
 from topup.services.jobs import JobHandlers
 from topup.services.notifications import Notifier
 from topup.services.payments import Payments, sandbox_secret
+from topup.services.retention import Retention, RetentionPolicy
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Container:
     notifier: Notifier
     payments: Payments
     balance_watch: BalanceWatch
+    retention: Retention
     job_handlers: JobHandlers
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
     """The clients `build` made (closed by `close`); a client passed in stays the caller's."""
@@ -158,6 +160,7 @@ def build(
     )
     _connect_batches(fulfilment, payments)
     balance_watch = BalanceWatch(db, cache, registry, callback_base)
+    retention = Retention(db, retention_policy(settings), settings.prune_every_s)
     handlers = JobHandlers(
         route=fulfilment.handle_route,
         deadline=fulfilment.handle_deadline,
@@ -165,6 +168,7 @@ def build(
         balance_check=balance_watch.handle,
         payment_expire=payments.handle_expire_job,
         sandbox_notify=payments.handle_gateway_notify_job,
+        prune=retention.handle,
     )
     return Container(
         settings=settings,
@@ -180,8 +184,15 @@ def build(
         notifier=notifier,
         payments=payments,
         balance_watch=balance_watch,
+        retention=retention,
         job_handlers=handlers,
         http_clients=owned,
+    )
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(
+        settings.retention_days, settings.timeline_retention_days, settings.prune_batch_size
     )
 
 

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     startup_wait_s: float = 60.0
     # Multiplies every webhook retry delay and the 25 h retry window (tests use tiny values).
     notify_retry_scale: float = 1.0
+    # Retention (docs/operations.md#retention): finished operational rows (webhook deliveries and their
+    # events, supplier callbacks, balance checks, group switches) older than `retention_days`, and the
+    # timelines of orders final for longer than `timeline_retention_days`, are deleted in batches of
+    # `prune_batch_size` rows by the `prune` job every `prune_every_s`. 0 days: keep forever.
+    retention_days: float = 90.0
+    timeline_retention_days: float = 400.0
+    prune_batch_size: int = 5000
+    prune_every_s: float = 86400.0
 
     @model_validator(mode="after")
     def _read_secret_key_file(self) -> Self:

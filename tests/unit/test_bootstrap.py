@@ -71,9 +71,15 @@ async def test_start_background_queues_the_balance_checks_with_or_without_the_wo
             calls.append("ensure_jobs")
             return 0
 
+    class Retention:
+        async def ensure_job(self) -> bool:
+            calls.append("ensure_prune_job")
+            return False
+
     c.balance_watch = Watch()  # type: ignore[assignment]
+    c.retention = Retention()  # type: ignore[assignment]
     try:
         assert await start_background(c, worker=False) is None
-        assert calls == ["ensure_jobs"]
+        assert calls == ["ensure_jobs", "ensure_prune_job"]
     finally:
         await c.close()

@@ -123,6 +123,38 @@ def migrate() -> None:
 
 
 @app.command()
+def prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing")] = False,
+) -> None:
+    """Delete old operational rows of finished work now, as the daily `prune` job does."""
+    from rich.table import Table
+
+    from topup.adapters.db.engine import Database
+    from topup.bootstrap import retention_policy
+    from topup.clock import Clock
+    from topup.entrypoints.cli_ops import _console
+    from topup.services.retention import Retention
+
+    settings = _settings()
+    policy = retention_policy(settings)
+
+    async def main() -> dict[str, int]:
+        db = Database(settings.database_url, Clock())
+        try:
+            return await Retention(db, policy).prune(dry_run=dry_run)
+        finally:
+            await db.dispose()
+
+    counts = asyncio.run(main())
+    verb = "would delete" if dry_run else "deleted"
+    table = Table("table", verb, title=f"Prune ({verb}; batches of {policy.batch_size})")
+    for name, n in counts.items():
+        table.add_row(name, str(n))
+    table.add_row("total", str(sum(counts.values())))
+    _console().print(table)
+
+
+@app.command()
 def simulate(
     port: Annotated[int, typer.Option(help="Port")] = 8900,
     host: Annotated[str, typer.Option(help="Interface")] = "127.0.0.1",

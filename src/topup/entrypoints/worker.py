@@ -192,8 +192,9 @@ async def start_worker(c: Container) -> Worker:
 
 async def start_background(c: Container, *, worker: bool = True) -> Worker | None:
     """What every platform process (`topup serve`, `topup worker`) starts once the database is
-    migrated: the job worker (unless `worker` is False) and a balance check for every channel
-    that can be asked and has none queued."""
+    migrated: the job worker (unless `worker` is False), a balance check for every channel
+    that can be asked and has none queued, and the daily `prune` job (services/retention.py)."""
     running = await start_worker(c) if worker else None
     await c.balance_watch.ensure_jobs()
+    await c.retention.ensure_job()
     return running

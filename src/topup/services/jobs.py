@@ -32,6 +32,8 @@ class JobKind(StrEnum):
     """An unpaid payment ran out of time: release its orders."""
     SANDBOX_NOTIFY = "sandbox_notify"
     """The sandbox gateway's signed payment notification."""
+    PRUNE = "prune"
+    """Delete old operational rows of finished work (services/retention.py), then come back later."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,15 @@ class SandboxNotifyPayload:
         return f"sandbox_notify:{self.payment_id}"
 
 
+@dataclass(frozen=True)
+class PrunePayload:
+    kind: ClassVar[JobKind] = JobKind.PRUNE
+
+    @property
+    def key(self) -> str:
+        return "prune"
+
+
 Payload = (
     RoutePayload
     | DeadlinePayload
@@ -124,6 +135,7 @@ Payload = (
     | BalanceCheckPayload
     | PaymentExpirePayload
     | SandboxNotifyPayload
+    | PrunePayload
 )
 PAYLOAD_TYPES: dict[JobKind, type[Payload]] = {
     p.kind: p
@@ -134,6 +146,7 @@ PAYLOAD_TYPES: dict[JobKind, type[Payload]] = {
         BalanceCheckPayload,
         PaymentExpirePayload,
         SandboxNotifyPayload,
+        PrunePayload,
     )
 }
 
@@ -165,6 +178,7 @@ class JobHandlers:
     balance_check: Handler[BalanceCheckPayload]
     payment_expire: Handler[PaymentExpirePayload]
     sandbox_notify: Handler[SandboxNotifyPayload]
+    prune: Handler[PrunePayload]
 
     def for_kind(self, kind: JobKind) -> Handler[Any]:
         handler: Handler[Any] = getattr(self, kind.value)

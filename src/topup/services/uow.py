@@ -21,6 +21,7 @@ from topup.services.ports.notifications import NotificationsRepository
 from topup.services.ports.operators import OperatorsRepository
 from topup.services.ports.orders import OrdersRepository
 from topup.services.ports.payments import PaymentsRepository
+from topup.services.ports.retention import RetentionRepository
 from topup.services.ports.supplier_ops import SupplierOpsRepository
 
 T = TypeVar("T")
@@ -68,6 +69,9 @@ class UnitOfWork(Protocol):
 
     @property
     def operators(self) -> OperatorsRepository: ...
+
+    @property
+    def retention(self) -> RetentionRepository: ...
 
 
 class Transactions(Protocol):

@@ -166,5 +166,9 @@ class MemorySupplierOps(Partial):
     area = "supplier_ops"
 
 
+class MemoryRetention(Partial):
+    area = "retention"
+
+
 class MemoryOperators(Partial):
     area = "operators"

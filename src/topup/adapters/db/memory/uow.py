@@ -17,6 +17,7 @@ from topup.adapters.db.memory.areas import (
     MemoryNotifications,
     MemoryOperators,
     MemoryPayments,
+    MemoryRetention,
     MemorySupplierOps,
 )
 from topup.adapters.db.memory.jobs import MemoryJobs, claim, next_due
@@ -31,6 +32,7 @@ from topup.services.ports.notifications import NotificationsRepository
 from topup.services.ports.operators import OperatorsRepository
 from topup.services.ports.orders import OrdersRepository
 from topup.services.ports.payments import PaymentsRepository
+from topup.services.ports.retention import RetentionRepository
 from topup.services.ports.supplier_ops import SupplierOpsRepository
 from topup.services.uow import UnitOfWork
 
@@ -56,6 +58,7 @@ class MemoryUnitOfWork:
         self._notifications = MemoryNotifications(self)
         self._supplier_ops = MemorySupplierOps(self)
         self._operators = MemoryOperators(self)
+        self._retention = MemoryRetention(self)
 
     @property
     def now(self) -> float:
@@ -114,6 +117,10 @@ class MemoryUnitOfWork:
     @property
     def operators(self) -> OperatorsRepository:
         return cast("OperatorsRepository", self._operators)
+
+    @property
+    def retention(self) -> RetentionRepository:
+        return cast("RetentionRepository", self._retention)
 
 
 class MemoryDatabase:

@@ -16,6 +16,7 @@ from topup.adapters.db.repos.notifications import SqlNotifications
 from topup.adapters.db.repos.operators import SqlOperators
 from topup.adapters.db.repos.orders import SqlOrders
 from topup.adapters.db.repos.payments import SqlPayments
+from topup.adapters.db.repos.retention import SqlRetention
 from topup.adapters.db.repos.supplier_ops import SqlSupplierOps
 
 
@@ -57,3 +58,7 @@ class Repositories:
     @cached_property
     def operators(self) -> SqlOperators:
         return SqlOperators(self)  # type: ignore[arg-type]
+
+    @cached_property
+    def retention(self) -> SqlRetention:
+        return SqlRetention(self)  # type: ignore[arg-type]
