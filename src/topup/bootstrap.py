@@ -99,6 +99,7 @@ class Container:
                 delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
+        await self.fulfilment.drain_inline()
         for client in self.http_clients:
             await client.aclose()
         await self.db.dispose()
@@ -139,7 +140,12 @@ def build(
     if fulfilment is None:
         slots = ChannelSlots(settings.worker_channel_concurrency, settings.worker_channel_slow_s)
         fulfilment = Fulfilment(
-            db=db, cache=cache, suppliers=registry, callback_base=callback_base, slots=slots
+            db=db,
+            cache=cache,
+            suppliers=registry,
+            callback_base=callback_base,
+            slots=slots,
+            inline_max=settings.inline_dispatch_max,
         )
     if webhook_sender is None:
         # Pinned sends (per-order notify URLs) keep no idle connections: see HttpWebhookSender.

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # many of the worker's dispatch slots, not all of them. A channel that always answers within
     # `worker_channel_slow_s` is never limited, so set that above the replies' normal time.
     worker_channel_concurrency: int = 8
+    # Inline first dispatch (services/fulfilment/inline.py): the process that accepts an order sends
+    # its first attempt right after the intake commit, at most this many at once (beyond: a route
+    # job, as with 0, which turns it off). The same default bound as a worker's route jobs.
+    inline_dispatch_max: int = 16
     worker_channel_slow_s: float = 2.0
     worker_poll_s: float = 0.2
     job_lease_s: float = 60.0

@@ -111,8 +111,9 @@ def test_a_burst_reaches_suppliers_at_most_dispatch_concurrency_at_a_time(
     database_url: str, sim: Any
 ) -> None:
     # Each dispatch takes 0.3 s to answer; eight orders arrive at once; the worker may run two
-    # route jobs (store attempt + dispatch) at a time, so no more than two are ever in flight.
-    server, p = start_platform(database_url, worker_dispatch_concurrency=2)
+    # route jobs (store attempt + dispatch) at a time, so no more than two are ever in flight. (The
+    # inline first dispatch has its own bound, tested in test_inline_dispatch.py: off here.)
+    server, p = start_platform(database_url, worker_dispatch_concurrency=2, inline_dispatch_max=0)
     try:
         setup_airtime(
             p,

@@ -21,6 +21,7 @@ from topup.domain.suppliers import CallbackData, DispatchOutcome
 from topup.entrypoints.api.app import create_app
 from topup.services import jobs
 from topup.services.jobs import Job
+from topup.services.ports.jobs import StoredJob
 from topup.signing import MERCHANT_HEADER, signed_headers
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ MERCHANT, SECRET = "m1", "merchant-secret-0001"
 class Money:
     """One platform on `database_url`; every coroutine runs on the caller's event loop."""
 
-    def __init__(self, database_url: str, start: float = START) -> None:
+    def __init__(self, database_url: str, start: float = START, *, inline_dispatch_max: int = 0) -> None:
         self.clock = FakeClock(start)
         self.fake = FakeSupplier()
         settings = Settings(
@@ -43,6 +44,9 @@ class Money:
             allow_private_notify_urls=True,
             db_pool_size=2,
             public_url="http://platform.test",
+            # Steps run one at a time here (`run_routes`): every order waits for its route job unless a
+            # test asks for the inline first dispatch (test_inline_dispatch.py).
+            inline_dispatch_max=inline_dispatch_max,
         )
         self.c = bootstrap.build(settings, clock=self.clock, suppliers={"topup-json": self.fake})
         self.app = create_app(self.c, worker=False)
@@ -125,8 +129,8 @@ class Money:
         )
         self.c.cache.invalidate()
 
-    async def order(self, merchant_order_id: str, account: str = ACCOUNT) -> str:
-        """Place an order (signed) and run its routing until nothing is left to do; its id."""
+    async def order(self, merchant_order_id: str, account: str = ACCOUNT, *, route: bool = True) -> str:
+        """Place an order (signed) and (`route`) run its routing until nothing is left to do; its id."""
         body = orjson.dumps(
             {"merchant_order_id": merchant_order_id, "product_code": PRODUCT, "account": account}
         )
@@ -135,8 +139,23 @@ class Money:
         headers["Content-Type"] = "application/json"
         r = await self.http.post("/v1/orders", content=body, headers=headers)
         assert r.status_code in (200, 201), r.text
-        await self.run_routes()
+        if route:
+            await self.run_routes()
         return str(r.json()["order_id"])
+
+    async def run_jobs(self, kind: str) -> int:
+        """Run the queued jobs of `kind` that are due now, once each; how many ran."""
+        async with self.c.db.reads() as tx:
+            rows = await tx.fetch(
+                "SELECT id, kind, key, payload, tries FROM jobs WHERE kind = $1 AND run_at <= $2",
+                kind,
+                self.clock.now(),
+            )
+        for r in rows:
+            raw = orjson.loads(r.payload) if isinstance(r.payload, str | bytes) else r.payload
+            job = jobs.decode(StoredJob(int(r.id), r.kind, r.key, raw or {}, int(r.tries)))
+            await self.c.job_handlers.for_kind(job.kind)(job)
+        return len(rows)
 
     async def run_routes(self) -> None:
         """Run queued route jobs (dispatch through the fake supplier) until none is left."""

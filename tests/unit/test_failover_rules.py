@@ -97,7 +97,7 @@ class Rig:
                 await self.engine.handle_deadline(job)
             else:
                 async with self.db.transaction() as uow:
-                    await jobs.finish(uow, job.id)
+                    await jobs.finish(uow, job)
         raise AssertionError("jobs keep coming")
 
     async def callback(self, channel: str, ref: str, status: str, code: str | None = None) -> str:

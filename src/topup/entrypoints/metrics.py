@@ -60,7 +60,9 @@ class DatabaseCollector(Collector):
 
 async def orders_metrics(tx: Tx) -> list[Metric]:
     g = GaugeMetricFamily(
-        "topup_orders", "Orders by status and business type.", labels=["status", "business_type"]
+        "topup_orders",
+        "Open orders by status and business type, and those that finished in the last 24 h.",
+        labels=["status", "business_type"],
     )
     for r in await q.orders_by_status_and_type(tx):
         g.add_metric(list(r.labels), r.n)
@@ -110,7 +112,9 @@ async def routing_metrics(tx: Tx, now: float) -> list[Metric]:
 
 async def notification_metrics(tx: Tx, now: float) -> list[Metric]:
     by_status = GaugeMetricFamily(
-        "topup_notifications", "Merchant notifications by delivery status.", labels=["status"]
+        "topup_notifications",
+        "Pending merchant notifications, and those delivered or given up in the last 24 h.",
+        labels=["status"],
     )
     for r in await q.deliveries_by_status(tx):
         by_status.add_metric(list(r.labels), r.n)

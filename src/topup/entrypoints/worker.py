@@ -178,7 +178,7 @@ class Worker:
             log.warning("job_failed", kind=job.kind, key=job.key, tries=job.tries, error=str(e)[:300])
             with contextlib.suppress(Exception):
                 async with self.db.transaction() as tx:
-                    await jobs.reschedule(tx, job.id, tx.now + retry_delay(job.tries), repr(e))
+                    await jobs.reschedule(tx, job, tx.now + retry_delay(job.tries), repr(e))
 
 
 def _order_of_ref(ref: Any) -> str | None:

@@ -35,13 +35,13 @@ class BalanceWatch:
             channel = (await self.cache.fresh(tx)).channels.get(code)
             adapter = self.suppliers.get(channel.protocol) if channel is not None else None
             if channel is None or adapter is None or not adapter.has_balance:
-                await jobs.finish(tx, job.id)
+                await jobs.finish(tx, job)
                 return
         outcome = await adapter.balance(channel.access(self.callback_base))
         async with self.db.transaction() as tx:
             await balances.record(tx, channel, outcome)
             # Not a failed try (jobs.defer): the job lives as long as its channel.
-            await jobs.defer(tx, job.id, tx.now + channel.balance_check_s, job.payload)
+            await jobs.defer(tx, job, tx.now + channel.balance_check_s, job.payload)
 
     async def ensure_jobs(self) -> int:
         """Queue a check for every channel that can be asked and has no check queued; how many."""

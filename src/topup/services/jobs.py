@@ -272,18 +272,32 @@ async def enqueue_many(uow: JobsUnitOfWork, payloads: Sequence[Payload], run_at:
         await uow.jobs.add_many([_new(uow, p, run_at, None) for p in rest])
 
 
-async def finish(uow: JobsUnitOfWork, job_id: int) -> None:
-    await uow.jobs.finish(job_id)
+class JobRef(Protocol):
+    """A claimed job as `finish`, `reschedule` and `defer` name it: its id and its key.
+
+    Both, because SQLite hands a deleted row's id to the next insert: a handler that finished
+    another job (a deadline's fail-over deletes it) and queued one (the route job) in the same unit
+    could otherwise delete or move the new job instead of its own."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def key(self) -> str: ...
 
 
-async def reschedule(uow: JobsUnitOfWork, job_id: int, run_at: float, error: str | None = None) -> None:
-    await uow.jobs.reschedule(job_id, run_at, error)
+async def finish(uow: JobsUnitOfWork, job: JobRef) -> None:
+    await uow.jobs.finish(job.id, job.key)
 
 
-async def defer(uow: JobsUnitOfWork, job_id: int, run_at: float, payload: Payload) -> None:
+async def reschedule(uow: JobsUnitOfWork, job: JobRef, run_at: float, error: str | None = None) -> None:
+    await uow.jobs.reschedule(job.id, job.key, run_at, error)
+
+
+async def defer(uow: JobsUnitOfWork, job: JobRef, run_at: float, payload: Payload) -> None:
     """Put a claimed job back for later without counting the claim as a try (its handler did not
     fail; it chose to wait), with a new payload to remember why."""
-    await uow.jobs.defer(job_id, run_at, encode(payload))
+    await uow.jobs.defer(job.id, job.key, run_at, encode(payload))
 
 
 async def delete_key(uow: JobsUnitOfWork, key: str) -> None:

@@ -63,7 +63,7 @@ class Notifier:
         if self.in_flight.get(merchant, 0) >= self.per_merchant:
             # The merchant already has its share in flight: free this worker slot and come back soon.
             delay = STEP_ASIDE_S * (1 + random.random())
-            await self.db.run_grouped(lambda tx: jobs.reschedule(tx, job.id, tx.now + delay))
+            await self.db.run_grouped(lambda tx: jobs.reschedule(tx, job, tx.now + delay))
             return
         self.in_flight[merchant] = self.in_flight.get(merchant, 0) + 1
         try:
@@ -81,7 +81,7 @@ class Notifier:
             # Grouped with the other deliveries this worker claimed at that moment (one transaction).
             row = await tx.notifications.claim(event_id)
             if row is None or row.status != DeliveryStatus.PENDING:
-                await jobs.finish(tx, job.id)
+                await jobs.finish(tx, job)
                 return None
             return row
 
@@ -108,7 +108,7 @@ class Notifier:
             await tx.notifications.add_attempt(event_id, result.status_code, result.latency_ms, error)
             if result.ok:
                 await tx.notifications.delivered(event_id)
-                await jobs.finish(tx, job.id)
+                await jobs.finish(tx, job)
                 return
             failures = await tx.notifications.failures_since(event_id, window_start)
             nxt = (
@@ -118,12 +118,12 @@ class Notifier:
             )
             if nxt is None:
                 await tx.notifications.give_up(event_id)
-                await jobs.finish(tx, job.id)
+                await jobs.finish(tx, job)
                 fields = {"event_id": event_id, "failures": failures, "error": result.error}
                 tx.after_commit(lambda: log.warning("webhook_gave_up", **fields))
                 return
             await tx.notifications.retry_at(event_id, nxt)
-            await jobs.reschedule(tx, job.id, nxt, result.error)
+            await jobs.reschedule(tx, job, nxt, result.error)
 
         await self.db.run_grouped(record)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,11 @@ def resolve(snapshot: Snapshot, product_code: str, account: str) -> Validated:
     return Validated(product, check.account, brand, group, check.region)
 
 
+RouteNow = Callable[[UnitOfWork, Order], Awaitable[Attempt | None]]
+"""Store a new order's first attempt in its intake unit of work (the attempt); None leaves the order
+to a route job."""
+
+
 async def place_order(
     uow: UnitOfWork,
     snapshot: Snapshot,
@@ -114,10 +120,13 @@ async def place_order(
     default_notify_url: str | None = None,
     batch_id: str | None = None,
     allow_private_notify: bool = False,
+    route: RouteNow | None = None,
 ) -> tuple[OrderView, bool]:
     """Create and pay (hold) an order, or return the existing one for a replay. (order, created).
 
     A merchant-supplied `notify_url` must be public unless `allow_private_notify` (a setting) says so.
+    A new order outside a batch is routed by `route` in this same unit of work when it can be (the
+    inline first dispatch, `services.fulfilment.inline`), otherwise by a queued route job.
     """
     if req.notify_url is not None:
         # A malformed body is refused before the idempotency check (SPEC section 0).
@@ -139,9 +148,11 @@ async def place_order(
         return await _replay(uow, existing, req)
     if not in_batch:
         await hold_price(uow, merchant_id, order_id, v.product.price)
-        await jobs.enqueue(uow, jobs.RoutePayload(order_id))
     await add_event(uow, order_id, None, "created", {"price": v.product.price, "group": v.group.code})
-    return render(order, []), True
+    first = await route(uow, order) if route is not None and not in_batch else None
+    if first is None and not in_batch:
+        await jobs.enqueue(uow, jobs.RoutePayload(order_id))
+    return render(order, [first] if first is not None else []), True
 
 
 def new_order(

@@ -221,7 +221,7 @@ class Payments:
     async def handle_expire_job(self, job: Job[jobs.PaymentExpirePayload]) -> None:
         async with self.db.transaction() as tx:
             await self.expire(tx, job.payload.payment_id)
-            await jobs.finish(tx, job.id)
+            await jobs.finish(tx, job)
 
     async def _start_orders(self, tx: UnitOfWork, ids: list[str], payment_id: str, funding: str) -> None:
         if ids:
@@ -295,4 +295,4 @@ class Payments:
                 "sandbox_notify_gave_up", payment_id=job.payload.payment_id, tries=job.tries, error=error
             )
         async with self.db.transaction() as tx:
-            await jobs.finish(tx, job.id)
+            await jobs.finish(tx, job)

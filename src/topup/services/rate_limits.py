@@ -153,7 +153,7 @@ async def wait_turn(
         turn = limited.held if limited.held is not None else await _reserve(tx, code, limited.limit)
         payload = job.payload.waiting_turn(code, turn.at, turn.slot)
         waits = payload.rate_waits
-        await jobs.defer(tx, job.id, max(tx.now, turn.at - EARLY_S), payload)
+        await jobs.defer(tx, job, max(tx.now, turn.at - EARLY_S), payload)
         # Wake this process's worker: it then sleeps exactly until the job is due.
         tx.jobs.wake_here()
         if waits == 1:

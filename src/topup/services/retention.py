@@ -89,7 +89,7 @@ class Retention:
         log.info("pruned", **counts, total=sum(counts.values()))
         async with self.db.transaction() as tx:
             # Not a failed try (jobs.defer): the job lives as long as the platform.
-            await jobs.defer(tx, job.id, tx.now + self.every_s, job.payload)
+            await jobs.defer(tx, job, tx.now + self.every_s, job.payload)
 
     async def ensure_job(self) -> bool:
         """Queue the `prune` job unless it is queued or nothing is ever pruned; True if queued now."""

@@ -123,12 +123,15 @@ class GroupCommit:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _alone(self, fn: Callable[[Tx], Awaitable[T]], finished: asyncio.Event | None) -> T:
-        token = _inside.set(True)
         try:
             async with self.db.transaction() as tx:
-                return await fn(tx)
+                # Only while fn runs: the after-commit work (run as the block ends) may group again.
+                token = _inside.set(True)
+                try:
+                    return await fn(tx)
+                finally:
+                    _inside.reset(token)
         finally:
-            _inside.reset(token)
             if finished is not None:
                 finished.set()
 

@@ -14,7 +14,6 @@ from topup.entrypoints.api.schemas import BalanceOut, ErrorOut, OrderIn, OrderLi
 from topup.services import ledger, orders
 from topup.services.order_views import OrderView
 from topup.services.orders import OrderRequest
-from topup.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1", responses={401: {"model": ErrorOut}, 400: {"model": ErrorOut}})
 
@@ -22,15 +21,12 @@ router = APIRouter(prefix="/v1", responses={401: {"model": ErrorOut}, 400: {"mod
 async def place(c: Container, merchant: MerchantCtx, body: OrderIn) -> tuple[OrderView, bool]:
     """Shared by POST /v1/orders and the WebSocket."""
     req = OrderRequest(body.merchant_order_id, body.product_code, body.account, body.notify_url, body.extra)
-    allow_private = c.settings.allow_private_notify_urls
-
-    async def intake(tx: UnitOfWork) -> tuple[OrderView, bool]:
-        snap = await c.cache.get(tx)
-        return await orders.place_order(tx, snap, merchant.id, req, allow_private_notify=allow_private)
-
-    # In a transaction shared with other requests at that moment (group commit), answered after it
-    # committed; an intake that fails (balance, validation) gets its own outcome, as if alone.
-    return await c.db.run_grouped(intake)
+    # Grouped with other requests at that moment (group commit) and answered after the commit; an
+    # intake that fails (balance, validation) gets its own outcome, as if alone. The first dispatch
+    # leaves from this process right after the commit when it can (services/fulfilment/inline.py).
+    return await c.fulfilment.accept(
+        merchant.id, req, allow_private_notify=c.settings.allow_private_notify_urls
+    )
 
 
 @router.post(

@@ -9,7 +9,8 @@ One module per step, each adding its part to the engine:
 - `route`: rank the group, fix the route plan, store the next attempt, move the sticky channel;
 - `dispatch`: the route job: store the attempt, send it, record the reply;
 - `deadline`: an overdue attempt: query, wait, fail over or abandon;
-- `callbacks`: store a verified callback once, then apply it.
+- `callbacks`: store a verified callback once, then apply it;
+- `inline`: order intake with its first attempt in the same unit, sent right after the commit.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from topup.services.fulfilment.base import (
 )
 from topup.services.fulfilment.callbacks import Callbacks
 from topup.services.fulfilment.deadline import Deadlines
-from topup.services.fulfilment.dispatch import Dispatching
+from topup.services.fulfilment.inline import Inline
 from topup.services.fulfilment.outcomes import record_exception
 from topup.services.fulfilment.route import NextDispatch
 
 
-class Fulfilment(Dispatching, Deadlines, Callbacks):
-    """The routing engine: `handle_route` and `handle_deadline` (job handlers), `receive_callback`."""
+class Fulfilment(Inline, Deadlines, Callbacks):
+    """The routing engine: `accept` (intake), `handle_route` and `handle_deadline` (job handlers),
+    `receive_callback`."""
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,4 +62,7 @@ class EngineBase:
     on_order_failed: list[OrderHook] = field(default_factory=_default_on_failed)
     # Dispatch slots per channel in this process (limit 0: none).
     slots: ChannelSlots = field(default_factory=lambda: ChannelSlots(0))
+    # Inline first dispatches in flight at most in this process (0: every order gets a route job).
+    inline_max: int = 0
     _rates: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _inline: set[asyncio.Task[None]] = field(default_factory=set)

@@ -21,13 +21,13 @@ class Deadlines(Outcomes):
         async with self.db.reads() as uow:
             due = await uow.orders.due_attempt(ref)
             if due is None or due.attempt.status != AttemptStatus.PENDING:
-                await jobs.finish(uow, job.id)
+                await jobs.finish(uow, job)
                 return
         snap = await self.cache.current(self.db)
         channel = snap.channels.get(due.attempt.channel_code)
         wake_at = self._too_early(due.attempt, channel)
         if wake_at is not None:
-            await self.db.run_grouped(lambda uow: jobs.reschedule(uow, job.id, wake_at))
+            await self.db.run_grouped(lambda uow: jobs.reschedule(uow, job, wake_at))
             return
         query = None
         if channel is not None and channel.supports_query and channel.protocol in self.suppliers:
@@ -41,7 +41,7 @@ class Deadlines(Outcomes):
             # Database work only: grouped with the other deadlines and routes of this worker.
             attempt = await uow.orders.attempt(ref)
             if attempt is None or attempt.status != AttemptStatus.PENDING:
-                await jobs.finish(uow, job.id)
+                await jobs.finish(uow, job)
                 return
             if query is not None:
                 await add_event(
@@ -74,9 +74,9 @@ class Deadlines(Outcomes):
             else:
                 assert decision.next_check_at is not None
                 await uow.orders.extend_deadline(attempt.id, decision.next_check_at)
-                await jobs.reschedule(uow, job.id, decision.next_check_at)
+                await jobs.reschedule(uow, job, decision.next_check_at)
                 return
-            await jobs.finish(uow, job.id)
+            await jobs.finish(uow, job)
 
         await self.db.run_grouped(act)
 

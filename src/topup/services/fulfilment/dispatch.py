@@ -46,7 +46,7 @@ class Dispatching(Routing):
             # A group that rolled back runs this again (alone or regrouped): from scratch, slots too.
             release_slots()
             sent = await self._next_attempt(uow, order_id, take_slot, held)
-            await jobs.finish(uow, job.id)
+            await jobs.finish(uow, job)
             return sent
 
         held = rate_limits.held_turn(job.payload)
@@ -73,7 +73,7 @@ class Dispatching(Routing):
         delay = defer_delay(deferrals) * (0.5 + self.rng.random())
         async with self.db.transaction() as uow:
             payload = job.payload.deferred(busy.channel_code)
-            await jobs.defer(uow, job.id, uow.now + delay, payload)
+            await jobs.defer(uow, job, uow.now + delay, payload)
             if deferrals == 1:
                 detail = {"channel": busy.channel_code, "in_flight": busy.in_flight}
                 await add_event(uow, order_id, None, "dispatch_deferred", detail)
@@ -85,7 +85,7 @@ class Dispatching(Routing):
         deadline moves to `sent_at + timeout_s`, so time an overloaded platform spent before sending
         is not counted against the supplier.
         """
-        order_id, no, ref, channel, req, rate_slot = sent
+        order_id, no, ref, channel, req, rate_slot, _ = sent
         sent_at = self.db.clock.now()
         marking = rate_limits.mark_start(
             self.db, rate_slot, sent_at

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from topup.domain import routing as R
 from topup.domain import suppliers as port
-from topup.domain.orders import AttemptStatus, Order, OrderStatus, attempt_ref
+from topup.domain.orders import Attempt, AttemptStatus, Order, OrderStatus, attempt_ref
 from topup.services import catalog, jobs, rate_limits
 from topup.services.catalog import Snapshot
 from topup.services.fulfilment.base import DISPATCH_SENT
@@ -29,6 +29,8 @@ class NextDispatch(NamedTuple):
     req: port.DispatchRequest
     rate_slot: tuple[str, int] | None = None
     """The channel's rate-limit slot this dispatch took (`rate_limits.take_turn`), if it has a limit."""
+    attempt: Attempt | None = None
+    """The attempt as stored."""
 
 
 class Routing(Outcomes):
@@ -113,27 +115,42 @@ class Routing(Outcomes):
         limit = snap.channels[channel_code].rate_limit_per_s
         rate_slot = await rate_limits.take_turn(uow, channel_code, limit, held)
         channel = snap.channels[channel_code]
-        no = len(attempts) + 1
+        fixed = (plan, probe) if new_plan else None
+        return await self._store_attempt(uow, order, group.code, channel, len(attempts) + 1, rate_slot, fixed)
+
+    async def _store_attempt(
+        self,
+        uow: UnitOfWork,
+        order: Order,
+        group_code: str,
+        channel: catalog.Channel,
+        no: int,
+        rate_slot: tuple[str, int] | None,
+        plan: tuple[list[str], bool] | None = None,
+    ) -> NextDispatch:
+        """Store attempt `no` of `order` at `channel` (`plan`: a new route plan and whether it probes,
+        saved with the count), its deadline job and its timeline line: what is sent after the commit."""
+        order_id = order.id
         ref = attempt_ref(order_id, no)
         supplier_ref = self.suppliers[channel.protocol].supplier_ref(order_id, no)
-        await uow.orders.add_attempt(
+        attempt = await uow.orders.add_attempt(
             NewAttempt(
                 order_id,
                 no,
                 ref,
-                channel_code,
-                group.code,
+                channel.code,
+                group_code,
                 DISPATCH_SENT,
                 uow.now + channel.timeout_s,
                 supplier_ref,
             )
         )
-        if new_plan:
-            await uow.orders.save_plan(order_id, plan, probe, no)
+        if plan is not None:
+            await uow.orders.save_plan(order_id, plan[0], plan[1], no)
         else:
             await uow.orders.count_attempts(order_id, no)
         await jobs.enqueue(uow, jobs.DeadlinePayload(ref), uow.now + channel.timeout_s)
-        detail = {"channel": channel_code, "ref": ref}
+        detail = {"channel": channel.code, "ref": ref}
         if supplier_ref != ref:
             detail["supplier_ref"] = supplier_ref
         await add_event(uow, order_id, no, "dispatch", detail)
@@ -147,7 +164,7 @@ class Routing(Outcomes):
             carrier=order.carrier,
             extra=dict(order.extra or {}),
         )
-        return NextDispatch(order_id, no, ref, channel, req, rate_slot)
+        return NextDispatch(order_id, no, ref, channel, req, rate_slot, attempt)
 
     async def _sticky_failover(
         self, uow: UnitOfWork, group_code: str, from_ch: str, to_ch: str, order_id: str

@@ -44,15 +44,15 @@ class JobsRepository(Protocol):
         """After commit, wake this process's worker only."""
         ...
 
-    async def finish(self, job_id: int) -> None:
+    async def finish(self, job_id: int, key: str) -> None:
         """Done: delete the job."""
         ...
 
-    async def reschedule(self, job_id: int, run_at: float, error: str | None = None) -> None:
+    async def reschedule(self, job_id: int, key: str, run_at: float, error: str | None = None) -> None:
         """Release the claim and run again at `run_at` (counts as a try)."""
         ...
 
-    async def defer(self, job_id: int, run_at: float, payload: str) -> None:
+    async def defer(self, job_id: int, key: str, run_at: float, payload: str) -> None:
         """Release the claim without counting it as a try, with a new (encoded) payload."""
         ...
 

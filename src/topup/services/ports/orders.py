@@ -129,8 +129,8 @@ class OrdersRepository(Protocol):
         """The attempt's status as stored now."""
         ...
 
-    async def add_attempt(self, new: NewAttempt) -> None:
-        """Store a `pending` attempt, started and dispatched now."""
+    async def add_attempt(self, new: NewAttempt) -> Attempt:
+        """Store a `pending` attempt, started and dispatched now; the attempt as stored."""
         ...
 
     async def record_reply(self, ref: str, reply: DispatchReply) -> Attempt | None:

@@ -18,8 +18,9 @@ class MemoryJobs:
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self.uow = uow
 
-    def _by_id(self, job_id: int) -> StoredJobRow | None:
-        return next((j for j in self.uow.state.jobs.values() if j.id == job_id), None)
+    def _by_id(self, job_id: int, key: str) -> StoredJobRow | None:
+        job = self.uow.state.jobs.get(key)
+        return job if job is not None and job.id == job_id else None
 
     async def add(self, job: NewJob) -> bool:
         s = self.uow.state
@@ -38,18 +39,18 @@ class MemoryJobs:
     def wake_here(self) -> None:
         self.uow.woke = True
 
-    async def finish(self, job_id: int) -> None:
-        job = self._by_id(job_id)
+    async def finish(self, job_id: int, key: str) -> None:
+        job = self._by_id(job_id, key)
         if job is not None:
             del self.uow.state.jobs[job.key]
 
-    async def reschedule(self, job_id: int, run_at: float, error: str | None = None) -> None:
-        job = self._by_id(job_id)
+    async def reschedule(self, job_id: int, key: str, run_at: float, error: str | None = None) -> None:
+        job = self._by_id(job_id, key)
         if job is not None:
             job.run_at, job.locked_until, job.last_error = run_at, None, error[:1000] if error else None
 
-    async def defer(self, job_id: int, run_at: float, payload: str) -> None:
-        job = self._by_id(job_id)
+    async def defer(self, job_id: int, key: str, run_at: float, payload: str) -> None:
+        job = self._by_id(job_id, key)
         if job is not None:
             job.run_at, job.locked_until, job.tries, job.payload = run_at, None, job.tries - 1, payload
 

@@ -143,7 +143,7 @@ class MemoryOrders:
         a = self.uow.state.attempts.get(attempt_id)
         return None if a is None else a.status
 
-    async def add_attempt(self, new: NewAttempt) -> None:
+    async def add_attempt(self, new: NewAttempt) -> Attempt:
         s, now = self.uow.state, self.uow.now
         if any(a.ref == new.ref or (a.order_id, a.no) == (new.order_id, new.no) for a in s.attempts.values()):
             raise ValueError(f"attempt {new.ref} exists")  # the unique constraints
@@ -162,6 +162,7 @@ class MemoryOrders:
             deadline_at=new.deadline_at,
             supplier_ref=new.supplier_ref,
         )
+        return replace(s.attempts[attempt_id])
 
     async def record_reply(self, ref: str, reply: DispatchReply) -> Attempt | None:
         for a in self.uow.state.attempts.values():

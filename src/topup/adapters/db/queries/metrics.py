@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import case, func, select, text, union_all
 
 from topup.adapters.db import tables as t
+from topup.domain.orders import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from topup.adapters.db.engine import Database, Tx
@@ -46,15 +47,23 @@ def _counted(rows: Any) -> list[Counted]:
     return [Counted(tuple(r[:-1]), int(r[-1])) for r in rows.all()]
 
 
+# Finished rows count over this window only: every scrape reads open rows and one day of history,
+# not the whole table (docs/performance.md, "History: 5 million orders").
+FINISHED_WINDOW_S = 86_400.0
+
+
 async def orders_by_status_and_type(tx: Tx) -> list[Counted]:
+    """Open orders (every one), and orders that finished in the last FINISHED_WINDOW_S."""
     o = t.orders
-    return _counted(
-        await tx.conn.execute(
-            select(o.c.status, o.c.business_type, func.count().label("n")).group_by(
-                o.c.status, o.c.business_type
-            )
-        )
+    by = (o.c.status, o.c.business_type)
+    open_ = select(*by, func.count().label("n")).where(o.c.completed_at.is_(None)).group_by(*by)
+    # Naming the final statuses lets ix_orders_status_completed read one day per status.
+    recent = (
+        select(*by, func.count().label("n"))
+        .where(o.c.status.in_(sorted(FINAL_STATUSES)), o.c.completed_at >= tx.now - FINISHED_WINDOW_S)
+        .group_by(*by)
     )
+    return _counted(await tx.conn.execute(union_all(open_, recent)))
 
 
 async def attempts_by_channel_and_status(tx: Tx) -> list[Counted]:
@@ -107,21 +116,27 @@ async def callback_delays(tx: Tx, since: float, buckets: Sequence[float]) -> Cal
 
 
 async def deliveries_by_status(tx: Tx) -> list[Counted]:
+    """Pending notifications (every one), and the others created in the last FINISHED_WINDOW_S."""
     d = t.deliveries
-    return _counted(await tx.conn.execute(select(d.c.status, func.count().label("n")).group_by(d.c.status)))
+    pending = select(d.c.status, func.count().label("n")).where(d.c.status == "pending").group_by(d.c.status)
+    recent = (
+        select(d.c.status, func.count().label("n"))
+        .where(d.c.status.in_(("delivered", "gave_up")), d.c.created_at >= tx.now - FINISHED_WINDOW_S)
+        .group_by(d.c.status)
+    )
+    return _counted(await tx.conn.execute(union_all(pending, recent)))
 
 
 async def delivery_backlog(tx: Tx) -> tuple[int, float | None]:
-    """(delivery attempts after each notification's first, when the oldest pending one was created)."""
+    """(delivery attempts after each notification's first, when the oldest pending one was created).
+
+    Both read partial indexes (`tries > 1`, `status = 'pending'`): the rows of the common case, one
+    delivery that succeeded at once, are never visited.
+    """
     d = t.deliveries
-    row = (
-        await tx.conn.execute(
-            select(
-                func.coalesce(func.sum(case((d.c.tries > 1, d.c.tries - 1), else_=0)), 0).label("retries"),
-                func.min(case((d.c.status == "pending", d.c.created_at), else_=None)).label("oldest"),
-            )
-        )
-    ).one()
+    retries = select(func.coalesce(func.sum(d.c.tries - 1), 0)).where(d.c.tries > 1).scalar_subquery()
+    oldest = select(func.min(d.c.created_at)).where(d.c.status == "pending").scalar_subquery()
+    row = (await tx.conn.execute(select(retries.label("retries"), oldest.label("oldest")))).one()
     return int(row.retries), None if row.oldest is None else float(row.oldest)
 
 

@@ -46,23 +46,27 @@ class SqlJobs:
     def wake_here(self) -> None:
         self.tx.jobs_enqueued = True
 
-    async def finish(self, job_id: int) -> None:
-        await self.tx.exec("DELETE FROM jobs WHERE id = $1", job_id)
+    # By id and key: SQLite reuses a deleted row's id (see `services.jobs.JobRef`).
+    async def finish(self, job_id: int, key: str) -> None:
+        await self.tx.exec("DELETE FROM jobs WHERE id = $1 AND key = $2", job_id, key)
 
-    async def reschedule(self, job_id: int, run_at: float, error: str | None = None) -> None:
+    async def reschedule(self, job_id: int, key: str, run_at: float, error: str | None = None) -> None:
         await self.tx.exec(
-            "UPDATE jobs SET run_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3",
+            "UPDATE jobs SET run_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3 AND key = $4",
             run_at,
             error[:1000] if error else None,
             job_id,
+            key,
         )
 
-    async def defer(self, job_id: int, run_at: float, payload: str) -> None:
+    async def defer(self, job_id: int, key: str, run_at: float, payload: str) -> None:
         await self.tx.exec(
-            "UPDATE jobs SET run_at = $1, locked_until = NULL, tries = tries - 1, payload = $2 WHERE id = $3",
+            "UPDATE jobs SET run_at = $1, locked_until = NULL, tries = tries - 1, payload = $2"
+            " WHERE id = $3 AND key = $4",
             run_at,
             payload,
             job_id,
+            key,
         )
 
     async def delete_key(self, key: str) -> None:

@@ -87,7 +87,7 @@ _MOVE_ORDER = "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND 
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (order_id, no, ref, channel_code, group_code, status, dispatch_state,"
     " started_at, dispatched_at, deadline_at, supplier_ref)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING id"
 )
 _RECORD_REPLY = (
     "UPDATE attempts SET supplier_order_id = $1, latency_ms = $2, dispatch_state = $3,"
@@ -257,9 +257,9 @@ class SqlOrders:
         row = await self.tx.fetchrow("SELECT status FROM attempts WHERE id = $1", attempt_id)
         return None if row is None else AttemptStatus(row.status)
 
-    async def add_attempt(self, new: NewAttempt) -> None:
+    async def add_attempt(self, new: NewAttempt) -> Attempt:
         tx = self.tx
-        await tx.exec(
+        row = await tx.fetchrow(
             _INSERT_ATTEMPT,
             new.order_id,
             new.no,
@@ -271,6 +271,21 @@ class SqlOrders:
             tx.now,
             new.deadline_at,
             new.supplier_ref,
+        )
+        assert row is not None
+        return Attempt(
+            id=int(row.id),
+            order_id=new.order_id,
+            no=new.no,
+            ref=new.ref,
+            channel_code=new.channel_code,
+            group_code=new.group_code,
+            status=AttemptStatus.PENDING,
+            dispatch_state=new.dispatch_state,
+            started_at=tx.now,
+            dispatched_at=tx.now,
+            deadline_at=new.deadline_at,
+            supplier_ref=new.supplier_ref,
         )
 
     async def record_reply(self, ref: str, reply: DispatchReply) -> Attempt | None:

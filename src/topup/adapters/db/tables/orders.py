@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from topup.adapters.db.tables._base import BigId, metadata
@@ -54,6 +55,14 @@ orders = Table(
     Index("ix_orders_account", "account"),
     # Margin reports: the orders that succeeded in a period.
     Index("ix_orders_status_completed", "status", "completed_at"),
+    # Open orders only (metrics count them per scrape): it stays small however long the history.
+    Index(
+        "ix_orders_open_status",
+        "status",
+        "business_type",
+        postgresql_where=text("completed_at IS NULL"),
+        sqlite_where=text("completed_at IS NULL"),
+    ),
 )
 
 attempts = Table(
@@ -84,6 +93,13 @@ attempts = Table(
     Index("ux_attempts_channel_supplier_ref", "channel_code", "supplier_ref", unique=True),
     # Statements: the attempts a channel was sent in a period.
     Index("ix_attempts_channel_dispatched", "channel_code", "dispatched_at"),
+    # Attempts in flight per channel (console), without walking the channel's history.
+    Index(
+        "ix_attempts_pending_channel",
+        "channel_code",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
 )
 
 # Everything that happened to an order, for the operator timeline.
@@ -112,6 +128,8 @@ callbacks = Table(
     Column("outcome", String(48), nullable=True),
     Column("received_at", Float, nullable=False),
     UniqueConstraint("channel_code", "ref", "status", name="uq_callbacks_channel_ref_status"),
+    # The last hour's callbacks (metrics: callback delays).
+    Index("ix_callbacks_received_at", "received_at"),
 )
 
 exceptions = Table(

@@ -42,6 +42,7 @@ events = Table(
     Column("payload", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_events_merchant_seq", "merchant_id", "seq"),
+    Index("ix_events_created_at", "created_at"),  # retention
 )
 
 deliveries = Table(
@@ -56,6 +57,14 @@ deliveries = Table(
     Column("next_at", Float, nullable=True),
     Column("delivered_at", Float, nullable=True),
     Column("created_at", Float, nullable=False),
+    # Metrics: pending notifications and a day of the others; the ones tried more than once (small).
+    Index("ix_deliveries_status_created", "status", "created_at"),
+    Index(
+        "ix_deliveries_retried",
+        "tries",
+        postgresql_where=text("tries > 1"),
+        sqlite_where=text("tries > 1"),
+    ),
 )
 
 delivery_attempts = Table(
