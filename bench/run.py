@@ -1,6 +1,7 @@
 """`make bench`: real processes, a real database, a merchant in its own process, and the truth.
 
     python -m bench.run [--sqlite] [--api 2] [--workers 2] [--rate 100,0] [--orders 3000] [--quick]
+                        [--prefill 5000000]
 
 It creates a fresh PostgreSQL database (or a SQLite file), starts K `topup serve --no-worker` and M
 `topup worker` processes (SQLite: one `topup serve` with its in-process worker), the supplier simulator
@@ -8,6 +9,10 @@ It creates a fresh PostgreSQL database (or a SQLite file), starts K `topup serve
 rate runs the load generator (`bench/loadgen.py`, its own process) and watches the database until every
 order is final. Then a 10,000-row batch, pgbench on the same server, and the checks: every order final,
 no ref dispatched twice (simulator stats), the ledger balanced. Figures go to bench/results/<timestamp>/.
+
+With `--prefill N` (PostgreSQL only) the configured database first gets N finished orders of the past
+year, written in SQL by `bench/prefill.py` (history merchants of their own, balanced books), so the
+figures show what a long history costs the hot path.
 """
 
 from __future__ import annotations
@@ -81,7 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cprofile", action="store_true", help="run every topup process under cProfile (<results>/profiles)"
     )
     ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the topup processes")
+    ap.add_argument(
+        "--prefill", type=int, default=0, help="N finished orders of history before the phases (PostgreSQL)"
+    )
     args = ap.parse_args(argv)
+    if args.prefill and args.sqlite:
+        ap.error("--prefill needs PostgreSQL (it writes the history with generate_series); drop --sqlite")
     if args.quick:
         args.orders = min(args.orders, 300)
         args.rate = "50,0" if args.rate == "100,0" else args.rate
@@ -578,6 +588,12 @@ class Bench:
         await obs.open()
         try:
             await self.configure(merchants)
+            if a.prefill:
+                from bench.prefill import prefill
+
+                print(f"[prefill] {a.prefill:,} finished orders ...", flush=True)
+                done = await prefill(self.database_url, a.prefill, template_merchant=merchants[-1])
+                print(done.text(), flush=True)
             rss_start = self.rss()
             phases = []
             for name, rate in zip(names, rates, strict=True):
