@@ -24,7 +24,7 @@ from topup.entrypoints.api.merchant_routes import place
 from topup.entrypoints.api.schemas import OrderIn
 from topup.services import jobs
 from topup.services.jobs import Job, JobKind
-from topup.services.uow import UnitOfWork
+from topup.services.uow import Declined, UnitOfWork
 
 INSERT = "INSERT INTO jobs (kind, key, payload, run_at, tries, created_at) VALUES ('t', $1, NULL, 0, 0, 0)"
 
@@ -126,6 +126,42 @@ async def test_an_fn_that_raises_gets_its_own_exception_and_the_others_commit(db
     assert calls == Counter({"k0": 2, "k1": 2, "bad": 2, "k3": 1, "k4": 1})
     assert await _rows(db) == Counter(["k0", "k1", "k3", "k4"])  # each once; nothing of "bad"
     assert db.group is not None and db.group.stats.fallbacks == 1
+
+
+class AtLimit(Declined):
+    """A unit that declines (a route job at its channel's rate limit)."""
+
+
+async def test_a_declined_fn_runs_again_alone_after_its_group_mates_committed(db: Database) -> None:
+    keys = ["k0", "k1", "full", "k3"]
+    calls: Counter[str] = Counter()
+    seen: list[Counter[str]] = []  # what "full" found committed each time it ran
+
+    def fn(key: str) -> Callable[[UnitOfWork], Awaitable[str]]:
+        inner = _insert(key, calls)
+
+        async def work(uow: UnitOfWork) -> str:
+            if key == "full":
+                assert isinstance(uow, Tx)
+                rows = await uow.fetch("SELECT key FROM jobs WHERE kind = 't'")
+                seen.append(Counter(r.key for r in rows))
+            result = await inner(uow)
+            if key == "full":
+                raise AtLimit(key)  # after writing: the rollback takes that back
+            return result
+
+        return work
+
+    before = db.commits
+    results = await asyncio.gather(*(db.run_grouped(fn(k)) for k in keys), return_exceptions=True)
+    assert results[:2] == ["k0", "k1"] and results[3] == "k3"
+    assert isinstance(results[2], AtLimit)
+    # The group rolled back at "full"; k0, k1 and k3 went together again and committed; only then
+    # did "full" run again, alone, and find their rows (as one after the other). Nothing of "full".
+    assert calls == Counter({"k0": 2, "k1": 2, "full": 2, "k3": 1})
+    assert seen[1] == Counter(["k0", "k1", "k3"])
+    assert db.commits - before == 1
+    assert await _rows(db) == Counter(["k0", "k1", "k3"])
 
 
 async def test_a_caller_regrouped_once_runs_alone_if_its_next_group_fails_too(db: Database) -> None:

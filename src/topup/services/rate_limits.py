@@ -25,7 +25,7 @@ import structlog
 from topup.clock import rfc3339
 from topup.domain.supplier_ops import WINDOW_S, next_start
 from topup.services import jobs
-from topup.services.uow import Storage, UnitOfWork
+from topup.services.uow import Declined, Storage, UnitOfWork
 
 log = structlog.get_logger("topup.rate_limits")
 
@@ -35,7 +35,7 @@ EARLY_S = 0.2
 _RESERVE_TRIES = 20
 
 
-class RateLimited(Exception):
+class RateLimited(Declined):
     """No dispatch slot of the channel now: the order waits its turn (the routing unit rolls back)."""
 
     def __init__(self, channel_code: str, limit: int, held: Turn | None = None) -> None:

@@ -27,6 +27,13 @@ from topup.services.ports.supplier_ops import SupplierOpsRepository
 T = TypeVar("T")
 
 
+class Declined(Exception):
+    """A unit of work declines: it raises this to roll back what it wrote (a route job whose channel
+    is at its rate limit or stuck). When that happens in a group, `run_grouped` runs the unit again
+    alone only after the group-mates it was tried with (who came first) have committed without it: it
+    then meets the limit as they left it, as it would have one after the other."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: commit on success, roll back on error (the caller's `async with` decides)."""
 

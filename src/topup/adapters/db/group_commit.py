@@ -11,7 +11,9 @@ whole group commits, and a group that committed is the same as its fns committed
 
 - a group of one is run by its caller in its own transaction, exactly as without grouping;
 - an fn that raises rolls the whole group back: it runs again alone (its caller gets that run's result
-  or exception), and the others go together again in the next group (once; after that, alone);
+  or exception), and the others go together again in the next group (once; after that, alone); an fn
+  that raises `services.uow.Declined` (it chose to write nothing: a rate limit, a stuck channel) is not
+  run again: its caller gets that exception;
 - a COMMIT that fails (`InsufficientBalance` from the ledger's balance block, a deadlock or a
   serialization failure) rolls the group back and every fn runs again alone;
 - a connection lost at the COMMIT (it may have committed) runs nothing again: every caller gets that
@@ -32,6 +34,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from sqlalchemy.exc import DBAPIError
+
+from topup.services.uow import Declined
 
 if TYPE_CHECKING:
     from topup.adapters.db.engine import Database, Tx
@@ -82,6 +86,8 @@ class GroupCommit:
         self.max_size = max(1, max_size)
         self.stats = GroupStats()
         self._queue: deque[_Call] = deque()
+        # Declined fns: run alone once the group after theirs is done (see `_fall_back`).
+        self._after_next: list[_Call] = []
         self._task: asyncio.Task[None] | None = None
 
     async def run(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
@@ -138,19 +144,23 @@ class GroupCommit:
     async def _drain(self) -> None:
         batch: list[_Call] = []
         try:
-            while self._queue:
+            while self._queue or self._after_next:
+                waiting, self._after_next = self._after_next, []
                 batch = self._take()
                 if len(batch) == 1:
                     await self._hand_back(batch[0])
                 elif batch:
                     await self._group(batch)
                 batch = []
+                for call in waiting:
+                    _resolve(call, _Alone())
         finally:
             self._task = None
             # Cancelled (the loop is closing): whoever still waits runs alone.
-            for call in [*batch, *self._queue]:
+            for call in [*batch, *self._queue, *self._after_next]:
                 _resolve(call, _Alone())
             self._queue.clear()
+            self._after_next.clear()
 
     def _take(self) -> list[_Call]:
         batch: list[_Call] = []
@@ -195,7 +205,7 @@ class GroupCommit:
                         else:
                             call.future.cancel()
             elif isinstance(e, Exception):
-                self._fall_back(batch, raised=None if ran_all else len(results))
+                self._fall_back(batch, None if ran_all else len(results), isinstance(e, Declined))
             if not isinstance(e, Exception):
                 raise
             return
@@ -214,14 +224,17 @@ class GroupCommit:
                 _run_quietly(call.after)  # its caller is gone, but its work committed
             _resolve(call, result)
 
-    def _fall_back(self, batch: list[_Call], raised: int | None) -> None:
-        """The group rolled back. The fn that raised (index `raised`) runs again alone; the others go
-        together once more at the head of the queue, or alone when the COMMIT failed or they did."""
+    def _fall_back(self, batch: list[_Call], raised: int | None, declined: bool = False) -> None:
+        """The group rolled back. The fn that raised (index `raised`) runs again alone (`declined`:
+        after the next group); the others go together once more at the head of the queue, or alone
+        when the COMMIT failed or they did."""
         self.stats.fallbacks += 1
         again: list[_Call] = []
         for i, call in enumerate(batch):
             call.after = []
-            if raised is None or i == raised or call.regrouped:
+            if declined and i == raised:
+                self._after_next.append(call)
+            elif raised is None or i == raised or call.regrouped:
                 _resolve(call, _Alone())
             else:
                 call.regrouped = True

@@ -119,6 +119,11 @@ class Snapshot:
     groups: dict[str, Group]
     loaded_at: float
 
+    @property
+    def rate_limited(self) -> bool:
+        """Some channel has a rate limit (its orders wait in line, SPEC 7)."""
+        return any(ch.rate_limit_per_s for ch in self.channels.values())
+
     def group_for(self, business_type: str, brand: str | None) -> Group | None:
         """The group for (type, brand), else the type's group with no brand."""
         fallback = None

@@ -12,7 +12,7 @@ from topup.domain.orders import Order
 from topup.services.catalog import ConfigCache
 from topup.services.dispatch_slots import ChannelSlots
 from topup.services.refunds import refund
-from topup.services.uow import Storage, UnitOfWork
+from topup.services.uow import Declined, Storage, UnitOfWork
 
 OrderHook = Callable[[UnitOfWork, Order], Awaitable[None]]
 """Called inside the unit of work that makes an order final (batches keep their counts with it)."""
@@ -29,7 +29,7 @@ DEFER_BASE_S = 0.1
 DEFER_MAX_S = 10.0
 
 
-class ChannelBusy(Exception):
+class ChannelBusy(Declined):
     """The chosen channel is stuck: no new dispatch slot for it in this process (see ChannelSlots)."""
 
     def __init__(self, channel_code: str, in_flight: int) -> None:

@@ -3,6 +3,8 @@ transaction, then records the supplier's reply in another."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from topup.domain.orders import AttemptStatus
 from topup.domain.supplier_ops import means_insufficient_balance
 from topup.services import channel_pause, costs, jobs, rate_limits
@@ -13,6 +15,8 @@ from topup.services.jobs import Job
 from topup.services.orders import add_event
 from topup.services.ports.orders import DispatchReply
 from topup.services.uow import UnitOfWork
+
+RouteUnit = Callable[[UnitOfWork], Awaitable[NextDispatch | None]]
 
 
 class Dispatching(Routing):
@@ -52,9 +56,13 @@ class Dispatching(Routing):
         held = rate_limits.held_turn(job.payload)
         if held is not None:
             await rate_limits.sleep_until_turn(self.db, job.payload)
+        # Orders wait for a rate-limited channel in arrival order (SPEC 7): while any channel has a
+        # limit, route jobs keep to a transaction each, so a group rolled back by one order at its
+        # limit never lets a later order take a turn before an earlier one.
+        grouped = held is None and not (await self.cache.current(self.db)).rate_limited
         try:
             try:
-                sent = await self.db.run_grouped(route)
+                sent = await (self.db.run_grouped(route) if grouped else self._alone(route))
             except ChannelBusy as busy:
                 await self._defer(job, order_id, busy)
                 return
@@ -65,6 +73,10 @@ class Dispatching(Routing):
                 await self._dispatch(sent)
         finally:
             release_slots()
+
+    async def _alone(self, route: RouteUnit) -> NextDispatch | None:
+        async with self.db.transaction() as uow:
+            return await route(uow)
 
     async def _defer(self, job: Job[jobs.RoutePayload], order_id: str, busy: ChannelBusy) -> None:
         """Put a route job back for later (not counted as a failed try; the payload counts deferrals);
