@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     worker_channel_concurrency: int = 8
     # Inline first dispatch (services/fulfilment/inline.py): the process that accepts an order sends
     # its first attempt right after the intake commit, at most this many at once (beyond: a route
-    # job, as with 0, which turns it off). The same default bound as a worker's route jobs.
-    inline_dispatch_max: int = 16
+    # job). 0 (the default) turns it off: measured on one 2-core machine it cost more than the route
+    # job it saves (docs/performance.md, "Batched worker units and the inline first dispatch").
+    inline_dispatch_max: int = 0
     worker_channel_slow_s: float = 2.0
     worker_poll_s: float = 0.2
     job_lease_s: float = 60.0
