@@ -6,6 +6,7 @@ whatever text it is given.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -174,13 +175,15 @@ def validate_account(business_type: str, account: str, brand: str | None = None)
     want = _wanted_brand(brand)
     text = _clean(account, MAX_EMAIL_LEN if btype is BusinessType.MEMBERSHIP else MAX_ACCOUNT_LEN)
     if btype in (BusinessType.MOBILE_AIRTIME, BusinessType.MOBILE_DATA):
-        number, detected = _mobile(text)
+        number, detected, parsed = _mobile(text)
         if want is not None and want != detected:
             raise InvalidAccount(
                 f"account: {number} is a {CARRIER_NAMES[detected]} ({detected}) number "
                 f"but the product is for {_shown(want)}"
             )
-        return AccountCheck(number, detected.value, AccountKind.MOBILE.value, region_of(number))
+        # The number parsed once serves the carrier and the region too (a 10,000-row batch parses
+        # 10,000 numbers, not 30,000).
+        return AccountCheck(number, detected.value, AccountKind.MOBILE.value, region_of(number, parsed))
     if btype is BusinessType.FUEL_CARD:
         card, issuer = _fuel_card(text)
         if want is not None and want != issuer:
@@ -194,14 +197,17 @@ def validate_account(business_type: str, account: str, brand: str | None = None)
     return AccountCheck(account_out, want, kind.value, region)
 
 
-def detect_carrier(number: str) -> Carrier | None:
-    """The carrier of an 11-digit national mobile number, from phonenumbers or else the prefix table."""
-    try:
-        parsed = phonenumbers.parse(number, "CN")
-    except phonenumbers.NumberParseException:
-        parsed = None
-    if parsed is not None:
-        found = _CARRIER_BY_NAME.get(carrier.name_for_number(parsed, "en"))
+def detect_carrier(number: str, parsed: phonenumbers.PhoneNumber | None = None) -> Carrier | None:
+    """The carrier of an 11-digit national mobile number, from phonenumbers or else the prefix table
+    (`parsed`: the number already parsed and found a mobile number, if the caller has it)."""
+    name = None
+    if parsed is not None:  # the caller found it a mobile number already
+        name = carrier.name_for_valid_number(parsed, "en")
+    else:
+        with contextlib.suppress(phonenumbers.NumberParseException):
+            name = carrier.name_for_number(phonenumbers.parse(number, "CN"), "en")
+    if name is not None:
+        found = _CARRIER_BY_NAME.get(name)
         if found is not None:
             return found
     for length in (4, 3):
@@ -239,7 +245,7 @@ def _shown(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _mobile(text: str) -> tuple[str, Carrier]:
+def _mobile(text: str) -> tuple[str, Carrier, phonenumbers.PhoneNumber]:
     not_mobile = InvalidAccount(f"account: {_shown(text)} is not a valid mainland China mobile number")
     compact = _SEPARATORS.sub("", text)
     if not _PHONE_TEXT.fullmatch(compact):
@@ -248,15 +254,16 @@ def _mobile(text: str) -> tuple[str, Carrier]:
         parsed = phonenumbers.parse(compact, "CN")
     except phonenumbers.NumberParseException:
         raise not_mobile from None
-    if parsed.country_code != 86 or parsed.extension or not phonenumbers.is_valid_number(parsed):
+    if parsed.country_code != 86 or parsed.extension:
         raise not_mobile
     national = str(parsed.national_number)
+    # A mobile number type is a valid number (+86 is one region): one type check, not is_valid too.
     if phonenumbers.number_type(parsed) not in _MOBILE_TYPES or len(national) != 11:
         raise not_mobile
-    detected = detect_carrier(national)
+    detected = detect_carrier(national, parsed)
     if detected is None:
         raise InvalidAccount(f"account: the carrier of {national} cannot be determined")
-    return national, detected
+    return national, detected, parsed
 
 
 def _fuel_card(text: str) -> tuple[str, FuelIssuer]:
@@ -282,7 +289,7 @@ def _member_account(text: str) -> tuple[str, AccountKind]:
             f"account: is {len(text)} characters long; at most {MAX_ACCOUNT_LEN} are allowed"
         )
     try:
-        number, _ = _mobile(text)
+        number, _, _ = _mobile(text)
     except InvalidAccount:
         pass
     else:

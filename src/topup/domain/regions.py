@@ -92,13 +92,15 @@ def from_description(english: str, chinese: str = "") -> str | None:
     return None
 
 
-def region_of(national_number: str) -> str | None:
+def region_of(national_number: str, parsed: phonenumbers.PhoneNumber | None = None) -> str | None:
     """The home province of a mainland mobile number (11 national digits), or None when the
-    geocoding data places it nowhere more precise than China (e.g. MVNO and new blocks)."""
-    try:
-        parsed = phonenumbers.parse(national_number, "CN")
-    except phonenumbers.NumberParseException:
-        return None
+    geocoding data places it nowhere more precise than China (e.g. MVNO and new blocks). `parsed`:
+    the number already parsed, if the caller has it."""
+    if parsed is None:
+        try:
+            parsed = phonenumbers.parse(national_number, "CN")
+        except phonenumbers.NumberParseException:
+            return None
     if parsed.country_code != 86:
         return None
     english = geocoder.description_for_number(parsed, "en")

@@ -86,7 +86,7 @@ async def create_batch(
         return await _replay(tx, existing, fp)
     checked = validate_rows(snapshot, rows)
     batch_id = new_id("bat", tx.now)
-    order_rows: list[dict[str, Any]] = []
+    new_orders: list[Order] = []
     batch_rows: list[dict[str, Any]] = []
     amount = 0
     for c in checked:
@@ -105,9 +105,9 @@ async def create_batch(
         v = c["validated"]
         merchant_order_id = B.row_order_id(batch_id, c["row"])
         req = orders.OrderRequest(merchant_order_id, v.product.code, c["account"], notify_url)
-        row = orders.new_order_row(tx.now, merchant_id, req, v, batch_id)
-        order_id = row["id"]
-        order_rows.append(row)
+        order = orders.new_order(tx.now, merchant_id, req, v, batch_id)
+        order_id = order.id
+        new_orders.append(order)
         amount += v.product.price
         batch_rows.append(
             {
@@ -119,7 +119,7 @@ async def create_batch(
                 "account": v.account,
             }
         )
-    status = B.BatchStatus.AWAITING_PAYMENT if order_rows else B.BatchStatus.COMPLETED
+    status = B.BatchStatus.AWAITING_PAYMENT if new_orders else B.BatchStatus.COMPLETED
     inserted = await tx.payments.add_batch(
         Batch(
             id=batch_id,
@@ -128,7 +128,7 @@ async def create_batch(
             request_hash=fp,
             status=str(B.BatchStatus.PLACING),
             total_rows=len(rows),
-            valid_rows=len(order_rows),
+            valid_rows=len(new_orders),
             amount=amount,
             notify_url=notify_url,
             payment_id=None,
@@ -143,9 +143,9 @@ async def create_batch(
         existing = await tx.payments.batch_by_merchant_id(merchant_id, mbid)
         assert existing is not None
         return await _replay(tx, existing, fp)
-    if order_rows:
-        await tx.payments.add_batch_orders(order_rows, batch_id)
-    await tx.payments.placed(batch_id, status, completed=not order_rows)
+    if new_orders:
+        await tx.payments.add_batch_orders(new_orders, batch_id)
+    await tx.payments.placed(batch_id, status, completed=not new_orders)
     return await render_batch(tx, await get_batch(tx, batch_id, merchant_id), None), True
 
 

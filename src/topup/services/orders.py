@@ -186,43 +186,6 @@ def new_order(
     )
 
 
-_ROW_KEYS = (
-    "id",
-    "merchant_id",
-    "merchant_order_id",
-    "request_hash",
-    "batch_id",
-    "business_type",
-    "product_code",
-    "account",
-    "carrier",
-    "region",
-    "face_value",
-    "price",
-    "status",
-    "failure_reason",
-    "notify_url",
-    "extra",
-    "funding",
-    "payment_id",
-    "group_code",
-    "is_probe",
-    "attempt_count",
-    "created_at",
-    "updated_at",
-)
-
-
-def new_order_row(
-    now: float, merchant_id: str, req: OrderRequest, v: Validated, batch_id: str | None = None
-) -> dict[str, Any]:
-    """`new_order` as the columns of its row (batches insert many at once)."""
-    order = new_order(now, merchant_id, req, v, batch_id)
-    row = {key: getattr(order, key) for key in _ROW_KEYS}
-    row["status"] = str(order.status)
-    return row
-
-
 async def hold_price(uow: UnitOfWork, merchant_id: str, order_id: str, price: int) -> None:
     """Move the price from available to held; InsufficientBalance rolls the whole intake back."""
     await ledger.post(

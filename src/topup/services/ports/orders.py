@@ -3,7 +3,7 @@ the operator timeline (order events), supplier callbacks and exceptions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from topup.domain.orders import Attempt, AttemptStatus, Order, OrderStatus
@@ -71,6 +71,10 @@ class OrdersRepository(Protocol):
 
     async def insert(self, order: Order) -> bool:
         """Store a new order unless the merchant already used its merchant_order_id; True if stored."""
+        ...
+
+    async def insert_many(self, orders: Sequence[Order]) -> None:
+        """Store new orders whose merchant_order_ids nobody used (a batch's rows), in one statement."""
         ...
 
     async def get(self, order_id: str, merchant_id: str | None = None) -> Order | None:

@@ -122,7 +122,7 @@ class PaymentsRepository(Protocol):
         """Insert the batch unless the merchant used its merchant_batch_id; False if it did."""
         ...
 
-    async def add_batch_orders(self, order_rows: Sequence[dict[str, Any]], batch_id: str) -> None:
+    async def add_batch_orders(self, orders: Sequence[Order], batch_id: str) -> None:
         """Insert the batch's orders and their `created` events."""
         ...
 

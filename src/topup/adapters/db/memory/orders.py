@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,10 @@ class MemoryOrders:
         self.uow = uow
 
     # ---- orders -----------------------------------------------------------------------------------
+
+    async def insert_many(self, orders: Sequence[Order]) -> None:
+        for order in orders:
+            await self.insert(order)
 
     async def insert(self, order: Order) -> bool:
         s = self.uow.state
