@@ -47,6 +47,11 @@ def test_metrics_after_a_failover(platform: Platform, sim: Any) -> None:
     assert ("topup_notification_retries_total", ()) in got
     assert ("topup_notification_oldest_pending_seconds", ()) in got
     assert got[("topup_metrics_scrape_seconds", ())] > 0
+    # This process's group commit: both intakes (and the callbacks, replies...) went through it.
+    ran = got[("topup_group_commit_alone_total", ())] + got[("topup_group_commit_grouped_units_total", ())]
+    assert ran >= 2
+    assert got[("topup_group_commit_groups_total", ())] >= 0
+    assert got[("topup_group_commit_fallbacks_total", ())] >= 0
 
 
 def test_metrics_show_queued_work_and_lag(database_url: str) -> None:

@@ -170,7 +170,34 @@ async def gather(c: Container) -> list[Metric]:
         ]
     took = GaugeMetricFamily("topup_metrics_scrape_seconds", "Time the last scrape's queries took.")
     took.add_metric([], time.perf_counter() - started)
-    return [*families, took]
+    return [*families, took, *group_commit_metrics(c)]
+
+
+def group_commit_metrics(c: Container) -> list[Metric]:
+    """This process's group commit (adapters/db/group_commit.py): units that shared a transaction,
+    groups of one, and groups rolled back and run again. Per process, like the process's own work."""
+    stats = c.db.group.stats if c.db.group is not None else None
+    if stats is None:
+        return []
+    out: list[Metric] = []
+    for name, doc, value in (
+        ("groups", "Transactions that committed two or more units of work together.", stats.groups),
+        ("grouped_units", "Units of work committed in such a shared transaction.", stats.grouped_calls),
+        (
+            "alone",
+            "Units of work that ran in a transaction of their own (nothing to group with).",
+            stats.alone,
+        ),
+        (
+            "fallbacks",
+            "Groups rolled back and run again (a unit raised or the COMMIT failed).",
+            stats.fallbacks,
+        ),
+    ):
+        family = CounterMetricFamily(f"topup_group_commit_{name}", f"This process: {doc}")
+        family.add_metric([], value)
+        out.append(family)
+    return out
 
 
 router = APIRouter(include_in_schema=False)
