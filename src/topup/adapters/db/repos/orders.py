@@ -98,7 +98,7 @@ _MOVE_ORDER = "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND 
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (order_id, no, ref, channel_code, group_code, status, dispatch_state,"
     " started_at, dispatched_at, deadline_at, supplier_ref)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING id"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING *"
 )
 _RECORD_REPLY = (
     "UPDATE attempts SET supplier_order_id = $1, latency_ms = $2, dispatch_state = $3,"
@@ -284,20 +284,7 @@ class SqlOrders:
             new.supplier_ref,
         )
         assert row is not None
-        return Attempt(
-            id=int(row.id),
-            order_id=new.order_id,
-            no=new.no,
-            ref=new.ref,
-            channel_code=new.channel_code,
-            group_code=new.group_code,
-            status=AttemptStatus.PENDING,
-            dispatch_state=new.dispatch_state,
-            started_at=tx.now,
-            dispatched_at=tx.now,
-            deadline_at=new.deadline_at,
-            supplier_ref=new.supplier_ref,
-        )
+        return _attempt(row)
 
     async def record_reply(self, ref: str, reply: DispatchReply) -> Attempt | None:
         row = await self.tx.fetchrow(
