@@ -18,6 +18,7 @@ import httpx
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from topup.adapters import http_transport
 from topup.adapters.db.engine import Database, migrate
 from topup.adapters.notify.http_post import HttpxPoster
 from topup.adapters.notify.webhook import HttpWebhookSender, WebhookSender
@@ -130,8 +131,8 @@ def build(
         group_commit=settings.group_commit,
     )
     if http is None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-        http = httpx.AsyncClient(limits=limits, timeout=30.0, trust_env=False)
+        # httpx's API over aiohttp's pool: httpcore's pool cost ~2.5 ms of CPU a request under load.
+        http = http_transport.client(timeout=30.0)
         owned.append(http)
     registry = build_suppliers(http, clock.now, suppliers)
     box = CredentialBox(settings.secret_key, settings.old_secret_key_list())

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from topup.adapters.http_transport import AiohttpTransport
+
 from .behaviour import ChannelBehaviour, Outcome, QueryStatus, channel_rng, decide
 from .modes import mode_for
 
@@ -94,7 +96,8 @@ class Simulator:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(transport=self._transport, timeout=CALLBACK_TIMEOUT_S)
+        transport = self._transport or AiohttpTransport()
+        self._http = httpx.AsyncClient(transport=transport, timeout=CALLBACK_TIMEOUT_S, trust_env=False)
 
     async def stop(self) -> None:
         await self._cancel_tasks()
