@@ -23,6 +23,7 @@ from topup.entrypoints.api import (
     security_routes,
     supplier_routes,
 )
+from topup.entrypoints.api.hot_routes import HotRoutes
 from topup.entrypoints.console.auth import ConsoleAuth
 from topup.entrypoints.site import Site
 from topup.entrypoints.stream.hub import EventHub
@@ -155,6 +156,8 @@ def create_app(container: Container, *, worker: bool | None = None, site: Site |
     for router in [*web.routers(), *console.routers()]:
         app.include_router(router)
     app.include_router(metrics.router)
+    # Added first, so BodyLimit (added last, the outer one) still bounds what the hot routes read.
+    app.add_middleware(HotRoutes)
     app.add_middleware(BodyLimit)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -22,7 +22,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _receive(protocol: str, channel: str, request: Request, c: Container) -> Response:
+async def receive_callback(protocol: str, channel: str, request: Request, c: Container) -> Response:
+    """Also answered by `hot_routes` in front of the router, with the same result."""
     body = await request.body()
     ch = (await c.cache.current(c.db)).channels.get(channel)
     if ch is None:
@@ -58,11 +59,11 @@ async def _receive(protocol: str, channel: str, request: Request, c: Container) 
 async def topup_json_callback(
     channel: str, request: Request, c: Annotated[Container, Depends(container)]
 ) -> Response:
-    return await _receive("topup-json", channel, request, c)
+    return await receive_callback("topup-json", channel, request, c)
 
 
 @router.post("/callbacks/{protocol}/{channel}", responses=_ERRORS)
 async def supplier_callback(
     protocol: str, channel: str, request: Request, c: Annotated[Container, Depends(container)]
 ) -> Response:
-    return await _receive(protocol, channel, request, c)
+    return await receive_callback(protocol, channel, request, c)

@@ -101,26 +101,51 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def database_error(_req: Request, exc: DBAPIError) -> JSONOut:
-        # SQLSTATE class 22 (data exception) is the request's fault, e.g. a NUL character that
-        # PostgreSQL text cannot hold; the transaction has rolled back.
-        if str(getattr(exc.orig, "sqlstate", None) or "").startswith("22"):
-            return error_response(400, "invalid_request", "a value in the request cannot be stored")
-        if _database_unavailable(exc):
-            log.warning("database_unavailable", error=type(exc.orig).__name__)
-            return _unavailable()
-        log.exception("database_error", error=type(exc.orig).__name__)
-        return error_response(500, "internal_error", "internal error; the request changed nothing")
+        return _database_error(exc)
 
     @app.exception_handler(SQLAlchemyTimeout)
     async def pool_timeout(_req: Request, exc: SQLAlchemyTimeout) -> JSONOut:
-        log.warning("database_pool_exhausted")
-        return _unavailable()
+        return _pool_timeout()
 
     @app.exception_handler(Exception)
     async def unexpected(_req: Request, exc: Exception) -> JSONOut:
-        if isinstance(exc, ConnectionError | asyncio.TimeoutError):
-            # The database (or its network) is down: nothing was written; the client may retry.
-            log.warning("database_unavailable", error=type(exc).__name__)
-            return _unavailable()
-        log.exception("unhandled_error", error=type(exc).__name__)
-        return error_response(500, "internal_error", "internal error; the request changed nothing")
+        return _unexpected(exc)
+
+
+def response_for(exc: Exception) -> JSONOut:
+    """The answer the app's handlers give `exc`, for the lean routes (`hot_routes`) that run outside
+    FastAPI's exception middleware. Request validation errors never get here: those routes hand a body
+    they cannot validate back to the app."""
+    if isinstance(exc, TopupError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, DBAPIError):
+        return _database_error(exc)
+    if isinstance(exc, SQLAlchemyTimeout):
+        return _pool_timeout()
+    return _unexpected(exc)
+
+
+def _database_error(exc: DBAPIError) -> JSONOut:
+    # SQLSTATE class 22 (data exception) is the request's fault, e.g. a NUL character that
+    # PostgreSQL text cannot hold; the transaction has rolled back.
+    if str(getattr(exc.orig, "sqlstate", None) or "").startswith("22"):
+        return error_response(400, "invalid_request", "a value in the request cannot be stored")
+    if _database_unavailable(exc):
+        log.warning("database_unavailable", error=type(exc.orig).__name__)
+        return _unavailable()
+    log.exception("database_error", error=type(exc.orig).__name__)
+    return error_response(500, "internal_error", "internal error; the request changed nothing")
+
+
+def _pool_timeout() -> JSONOut:
+    log.warning("database_pool_exhausted")
+    return _unavailable()
+
+
+def _unexpected(exc: Exception) -> JSONOut:
+    if isinstance(exc, ConnectionError | asyncio.TimeoutError):
+        # The database (or its network) is down: nothing was written; the client may retry.
+        log.warning("database_unavailable", error=type(exc).__name__)
+        return _unavailable()
+    log.exception("unhandled_error", error=type(exc).__name__)
+    return error_response(500, "internal_error", "internal error; the request changed nothing")
