@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from topup.clock import FakeClock
 from topup.domain.notifications import GIVE_UP_AFTER_S
 from topup.services import jobs
 from topup.services.notifications import Notifier, requeue
-from topup.services.ports.webhooks import Webhook, WebhookResult
 
 PAYLOAD = {"event_id": "evt_1", "type": "order.succeeded", "order": {"order_id": "ord_1"}}
 
@@ -131,62 +129,3 @@ async def test_a_merchant_at_its_bound_steps_aside(db: Database) -> None:
     status, tries, codes, run_at = await state(db)
     assert (status, tries, codes) == ("pending", 0, []) and fake.sent == []
     assert run_at is not None and clock.now() < run_at <= clock.now() + 1.0
-
-
-async def test_a_delivery_waits_briefly_for_its_merchants_slot_instead_of_stepping_aside(
-    db: Database,
-) -> None:
-    fake = FakeWebhookSender()
-    notifier = Notifier(db, fake, per_merchant=1, slot_wait_s=5.0)
-    notifier.in_flight["m1"] = 1  # another delivery of m1 is on the wire
-
-    async def finish_the_other() -> None:
-        await asyncio.sleep(0.05)
-        notifier._free_slot("m1")  # the other delivery ends: its slot passes to the waiting one
-
-    freeing = asyncio.create_task(finish_the_other())
-    await run_due(db, notifier)
-    await freeing
-    assert (await state(db))[:3] == ("delivered", 1, [200])
-    assert notifier.in_flight == {} and notifier._waiting == {}
-
-
-async def test_per_merchant_slots_bound_the_sends_and_pass_on_in_arrival_order() -> None:
-    started: list[str] = []
-    gates: dict[str, asyncio.Event] = {}
-
-    class Gated(FakeWebhookSender):
-        async def send(self, hook: Webhook) -> WebhookResult:
-            started.append(hook.event_id)
-            gates[hook.event_id] = asyncio.Event()
-            await gates[hook.event_id].wait()
-            return await super().send(hook)
-
-    notifier = Notifier(db=None, sender=Gated(), per_merchant=2, slot_wait_s=5.0)  # type: ignore[arg-type]
-
-    async def deliver(event_id: str) -> None:
-        assert await notifier._take_slot("m1")
-        try:
-            await notifier.sender.send(Webhook("https://m.example/cb", b"{}", "m1", "s", event_id))
-        finally:
-            notifier._free_slot("m1")
-
-    tasks = [asyncio.create_task(deliver(f"e{i}")) for i in range(5)]
-    await asyncio.sleep(0.02)
-    assert started == ["e0", "e1"] and notifier.in_flight == {"m1": 2}
-    for i in range(5):
-        gates[f"e{i}"].set()
-        await asyncio.sleep(0.02)
-        assert notifier.in_flight.get("m1", 0) <= 2
-    await asyncio.gather(*tasks)
-    assert started == ["e0", "e1", "e2", "e3", "e4"]
-    assert notifier.in_flight == {} and notifier._waiting == {}
-
-
-async def test_a_wait_that_runs_out_gives_no_slot_and_leaves_nothing_behind() -> None:
-    notifier = Notifier(db=None, sender=FakeWebhookSender(), per_merchant=1, slot_wait_s=0.05)  # type: ignore[arg-type]
-    assert await notifier._take_slot("m1")
-    assert not await notifier._take_slot("m1")
-    assert notifier.in_flight == {"m1": 1} and notifier._waiting == {}
-    notifier._free_slot("m1")
-    assert notifier.in_flight == {}

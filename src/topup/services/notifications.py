@@ -4,16 +4,13 @@ The outbox writes an `events` row, a `deliveries` row and a `notify:<event_id>` 
 that makes an order final. The job runs in three steps so no HTTP call ever holds a transaction:
 claim (read the delivery), send (signed POST, bounded timeout), record (an attempt row, then
 `delivered`, a rescheduled job, or `gave_up`). At most `PER_MERCHANT_IN_FLIGHT` deliveries per merchant
-are in flight in one process. A further job of that merchant waits up to `SLOT_WAIT_S` for one of them
-to finish (a healthy endpoint answers in milliseconds), then steps aside briefly instead of holding a
+are in flight in one process; further jobs of that merchant step aside briefly instead of holding a
 worker slot, so a dead endpoint never delays other merchants.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +29,6 @@ from topup.services.uow import Transactions, UnitOfWork
 log = structlog.get_logger()
 
 PER_MERCHANT_IN_FLIGHT = 4
-# How long a delivery waits for its merchant's slot before stepping aside. Stepping aside costs a
-# claim, a reschedule and another claim of the job; with many deliveries of one merchant at once
-# (a busy merchant, a batch) it was most of the webhook path's statements.
-SLOT_WAIT_S = 0.1
 # A job whose merchant is at its in-flight bound runs again after this long (plus jitter).
 STEP_ASIDE_S = 0.5
 
@@ -57,11 +50,8 @@ class Notifier:
     sender: WebhookSender
     retry_scale: float = 1.0
     per_merchant: int = PER_MERCHANT_IN_FLIGHT
-    slot_wait_s: float = SLOT_WAIT_S
-    # Deliveries in flight per merchant in this process; a freed slot passes straight to the first
-    # delivery waiting for it (the count stays), so a new arrival never overtakes one that waits.
+    # Deliveries in flight per merchant in this process (never awaited, so a plain count will do).
     in_flight: dict[str, int] = field(default_factory=dict)
-    _waiting: dict[str, deque[asyncio.Future[None]]] = field(default_factory=dict)
 
     async def handle(self, job: Job[jobs.NotifyPayload]) -> None:
         """The `notify` job handler."""
@@ -70,53 +60,21 @@ class Notifier:
         if hook is None:
             return
         merchant = hook.merchant_id
-        if not await self._take_slot(merchant):
-            # The merchant's share stayed in flight: free this worker slot and come back soon.
+        if self.in_flight.get(merchant, 0) >= self.per_merchant:
+            # The merchant already has its share in flight: free this worker slot and come back soon.
             delay = STEP_ASIDE_S * (1 + random.random())
             await self.db.run_grouped(lambda tx: jobs.reschedule(tx, job, tx.now + delay))
             return
+        self.in_flight[merchant] = self.in_flight.get(merchant, 0) + 1
         try:
             result = await self.sender.send(hook)
         finally:
-            self._free_slot(merchant)
+            left = self.in_flight[merchant] - 1
+            if left:
+                self.in_flight[merchant] = left
+            else:
+                del self.in_flight[merchant]
         await self._record(job, event_id, window_start, result)
-
-    async def _take_slot(self, merchant: str) -> bool:
-        """One of the merchant's in-flight slots, waiting up to `slot_wait_s` for one to be freed."""
-        taken = self.in_flight.get(merchant, 0)
-        if taken < self.per_merchant:
-            self.in_flight[merchant] = taken + 1
-            return True
-        if self.slot_wait_s <= 0:
-            return False
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue = self._waiting.setdefault(merchant, deque())
-        queue.append(waiter)
-        try:
-            async with asyncio.timeout(self.slot_wait_s):
-                await waiter
-            return True
-        except TimeoutError:
-            # Handed a slot just as the wait ran out: it is ours all the same.
-            return waiter.done() and not waiter.cancelled()
-        finally:
-            if waiter in queue:
-                queue.remove(waiter)
-            if not queue and self._waiting.get(merchant) is queue:
-                del self._waiting[merchant]
-
-    def _free_slot(self, merchant: str) -> None:
-        queue = self._waiting.get(merchant)
-        while queue:
-            waiter = queue.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot passes on; the count stays
-                return
-        left = self.in_flight[merchant] - 1
-        if left:
-            self.in_flight[merchant] = left
-        else:
-            del self.in_flight[merchant]
 
     async def _claim(self, job: Job[jobs.NotifyPayload], event_id: str) -> tuple[Webhook | None, float]:
         async def read(tx: UnitOfWork) -> DeliveryClaim | None:
