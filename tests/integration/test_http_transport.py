@@ -64,6 +64,15 @@ async def reply(writer: asyncio.StreamWriter, status: int, body: bytes, headers:
     await writer.drain()
 
 
+async def closed_port() -> int:
+    """A loopback port that was just listening and no longer is: connecting is refused."""
+    listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port: int = listener.sockets[0].getsockname()[1]
+    listener.close()
+    await listener.wait_closed()
+    return port
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
     srv = Server()
@@ -149,10 +158,7 @@ async def test_keepalive_off_opens_a_connection_per_request(server: Server) -> N
 
 
 async def test_refused_connection_is_an_httpx_connect_error(client: httpx.AsyncClient) -> None:
-    listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    listener.close()
-    await listener.wait_closed()
+    port = await closed_port()
     with pytest.raises(httpx.ConnectError):
         await client.get(f"http://127.0.0.1:{port}/")
 
@@ -202,10 +208,7 @@ async def test_the_supplier_transport_turns_the_failures_into_no_reply_codes(
         await supplier_transport.send(client, request, 0.2)
     assert timed_out.value.code == "timeout"
 
-    listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    listener.close()
-    await listener.wait_closed()
+    port = await closed_port()
     request = supplier_transport.build(client, "POST", f"http://127.0.0.1:{port}/d", 1.0, content=b"{}")
     with pytest.raises(supplier_transport.NoReply) as refused:
         await supplier_transport.send(client, request, 1.0)
