@@ -101,6 +101,8 @@ def test_an_order_is_answered_by_the_hot_route_as_the_fastapi_route_answers_it(
         (b"[1, 2]", "body"),  # JSON, not an object
         (orjson.dumps({**body("B-2"), "account": 13800138000}), "account"),  # wrong type
         (orjson.dumps({"product_code": "airtime.50", "account": "13800138000"}), "merchant_order_id"),
+        # an integer beyond 64 bits: JSON allows it, `extra` must survive orjson, which cannot hold it
+        (orjson.dumps(body("B-3"))[:-1] + b', "extra": {"n": 1' + b"0" * 30 + b"}}", "extra"),
     ],
 )
 def test_a_body_the_hot_route_cannot_validate_gets_fastapis_error_and_changes_nothing(

@@ -12,11 +12,11 @@ The FastAPI routes stay registered: they document the API (OpenAPI) and answer t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 import pydantic
 from starlette.requests import Request
 from starlette.responses import Response
@@ -92,9 +92,11 @@ def _order_in(request: Request, body: bytes) -> OrderIn | None:
     content_type = request.headers.get("content-type")
     if content_type is not None and content_type.split(";", 1)[0].strip().lower() != "application/json":
         return None
+    # The standard parser, as FastAPI's: orjson reads an integer beyond 64 bits as a float, which
+    # `extra`'s check would then let through where the route refuses it.
     try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        data: Any = json.loads(body)
+    except ValueError:  # not JSON, or not UTF-8
         return None
     if not isinstance(data, dict):
         return None
