@@ -64,6 +64,11 @@ async def reply(writer: asyncio.StreamWriter, status: int, body: bytes, headers:
     await writer.drain()
 
 
+async def answers_late(head: bytes, writer: asyncio.StreamWriter) -> None:
+    """An answer that never comes within the tests' 0.2 s timeouts."""
+    await asyncio.sleep(1.0)
+
+
 async def closed_port() -> int:
     """A loopback port that was just listening and no longer is: connecting is refused."""
     listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
@@ -166,10 +171,7 @@ async def test_refused_connection_is_an_httpx_connect_error(client: httpx.AsyncC
 async def test_a_reply_slower_than_the_read_timeout_is_an_httpx_read_timeout(
     server: Server, client: httpx.AsyncClient
 ) -> None:
-    async def slow(head: bytes, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(1.0)
-
-    server.answer = slow
+    server.answer = answers_late
     with pytest.raises(httpx.ReadTimeout):
         await client.get(server.url("/slow"), timeout=0.2)
 
@@ -199,10 +201,7 @@ async def test_a_peer_that_hangs_up_or_answers_garbage_is_an_httpx_transport_err
 async def test_the_supplier_transport_turns_the_failures_into_no_reply_codes(
     server: Server, client: httpx.AsyncClient
 ) -> None:
-    async def slow(head: bytes, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(1.0)
-
-    server.answer = slow
+    server.answer = answers_late
     request = supplier_transport.build(client, "POST", server.url("/d"), 0.2, content=b"{}")
     with pytest.raises(supplier_transport.NoReply) as timed_out:
         await supplier_transport.send(client, request, 0.2)
