@@ -77,10 +77,6 @@ async def _authenticate_first(request: Request) -> JSONOut | None:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(TopupError)
-    async def topup_error(_req: Request, exc: TopupError) -> JSONOut:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
-
     @app.exception_handler(RequestValidationError)
     async def validation_error(req: Request, exc: RequestValidationError) -> JSONOut:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
@@ -99,23 +95,17 @@ def install(app: FastAPI) -> None:
         )
         return error_response(exc.status_code, code, str(exc.detail))
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(_req: Request, exc: DBAPIError) -> JSONOut:
-        return _database_error(exc)
+    async def by_kind(_req: Request, exc: Exception) -> JSONOut:
+        return response_for(exc)
 
-    @app.exception_handler(SQLAlchemyTimeout)
-    async def pool_timeout(_req: Request, exc: SQLAlchemyTimeout) -> JSONOut:
-        return _pool_timeout()
-
-    @app.exception_handler(Exception)
-    async def unexpected(_req: Request, exc: Exception) -> JSONOut:
-        return _unexpected(exc)
+    for kind in (TopupError, DBAPIError, SQLAlchemyTimeout, Exception):
+        app.add_exception_handler(kind, by_kind)
 
 
 def response_for(exc: Exception) -> JSONOut:
-    """The answer the app's handlers give `exc`, for the lean routes (`hot_routes`) that run outside
-    FastAPI's exception middleware. Request validation errors never get here: those routes hand a body
-    they cannot validate back to the app."""
+    """The SPEC error body for `exc`: the app's handler for business, database and unexpected errors, and
+    what the lean routes (`hot_routes`), outside FastAPI's exception middleware, answer. Request
+    validation errors never get here: those routes hand a body they cannot validate back to the app."""
     if isinstance(exc, TopupError):
         return error_response(exc.status, exc.code, exc.message, exc.details)
     if isinstance(exc, DBAPIError):

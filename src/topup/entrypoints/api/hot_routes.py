@@ -34,7 +34,7 @@ CALLBACK = re.compile(r"^/callbacks/([^/]+)/([^/]+)$")
 ORDERS = "/v1/orders"
 
 # None: not handled here, the app answers (the body is replayed to it).
-Handler = Callable[[Request, bytes, Container], Awaitable[Response | None]]
+Handler = Callable[[Request, Container], Awaitable[Response | None]]
 
 
 class HotRoutes:
@@ -48,18 +48,17 @@ class HotRoutes:
         if handler is None:
             await self.app(scope, receive, send)
             return
-        body = await Request(scope, receive).body()
-        replay = _replay(body, receive)
-        request = Request(scope, replay)
+        # The Request keeps the body it read, for the signature check, the handler and a replay.
+        request = Request(scope, receive)
         container: Container = scope["app"].state.container
         try:
-            response = await handler(request, body, container)
+            response = await handler(request, container)
         except Exception as exc:
             response = errors.response_for(exc)
         if response is None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, _replay(await request.body(), receive), send)
             return
-        await response(scope, replay, send)
+        await response(scope, receive, send)
 
 
 def _handler(scope: Scope) -> Handler | None:
@@ -71,16 +70,16 @@ def _handler(scope: Scope) -> Handler | None:
         return None
     protocol, channel = match.groups()
 
-    async def callback(request: Request, body: bytes, c: Container) -> Response:
+    async def callback(request: Request, c: Container) -> Response:
         return await receive_callback(protocol, channel, request, c)
 
     return callback
 
 
-async def _create_order(request: Request, body: bytes, c: Container) -> Response | None:
+async def _create_order(request: Request, c: Container) -> Response | None:
     # The signature first, as in the route (SPEC section 0: a 401 wins over a malformed body).
     merchant = await merchant_auth(request)
-    order_in = _order_in(request, body)
+    order_in = _order_in(request, await request.body())
     if order_in is None:
         return None
     order, created = await place(c, merchant, order_in)
